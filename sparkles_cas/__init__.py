@@ -1,0 +1,1 @@
+"""Object storage and the content-addressed store (CAS) of Sparkles."""

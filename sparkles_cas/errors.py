@@ -1,0 +1,46 @@
+"""Errors raised by object storage and the content-addressed store.
+
+This package depends on nothing else of Sparkles, so its tree has its own
+root; front ends catch it beside ``sparkles_core.errors.SparklesError``::
+
+    StorageError             a storage request failed
+    ├── ObjectNotFound       no object under that key
+    ├── DigestMismatch       downloaded bytes do not hash to their digest
+    └── UnsupportedURL       no storage backend for that URL
+"""
+
+from __future__ import annotations
+
+__all__ = ["DigestMismatch", "ObjectNotFound", "StorageError", "UnsupportedURL"]
+
+
+class StorageError(Exception):
+    """A request to object storage failed."""
+
+    def __init__(self, message: str, url: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class ObjectNotFound(StorageError):
+    """The object does not exist."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"No object at {url!r}.", url)
+
+
+class DigestMismatch(StorageError):
+    """A CAS object's content does not match its digest."""
+
+    def __init__(self, url: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"Object {url!r} is corrupt: its content hashes to {actual}, "
+            f"not {expected}; delete it and submit again to re-upload it.",
+            url,
+        )
+        self.expected = expected
+        self.actual = actual
+
+
+class UnsupportedURL(StorageError):
+    """No storage backend handles the URL's scheme."""

@@ -1,0 +1,1 @@
+"""The Sparkles worker daemon: claim, stage, run, report, upload."""
