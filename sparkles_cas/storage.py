@@ -9,9 +9,11 @@ atomic: a reader sees the old object, the whole new one, or nothing.
 from __future__ import annotations
 
 import abc
+import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from sparkles_cas.errors import UnsupportedURL
 
@@ -53,6 +55,14 @@ class ObjectStorage(abc.ABC):
     @abc.abstractmethod
     def get_bytes(self, key: str, offset: int = 0) -> bytes:
         """Return the object's bytes from ``offset`` on; raise if absent."""
+
+    def open_read(self, key: str) -> BinaryIO:
+        """Open the object for reading; raise ObjectNotFound if absent.
+
+        The default reads the whole object into memory; backends that can
+        stream override it.
+        """
+        return io.BytesIO(self.get_bytes(key))
 
     @abc.abstractmethod
     def exists_many(self, keys: Iterable[str]) -> set[str]:

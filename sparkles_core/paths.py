@@ -53,7 +53,5 @@ def safe_join(root: Path, path: str) -> Path:
     target = root / path
     resolved_root = root.resolve()
     if not target.resolve().is_relative_to(resolved_root):
-        raise UnsafePath(
-            f"The path {path!r} resolves outside the task's folder.", path
-        )
+        raise UnsafePath(f"The path {path!r} resolves outside the task's folder.", path)
     return target

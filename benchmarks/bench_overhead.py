@@ -1,0 +1,123 @@
+"""Per-task overhead of local workers against ``xargs -P`` on the same commands.
+
+Both sides run N trivial commands (``true``) with P processes at a time.
+Sparkles' side submits a job of N tasks to the embedded SQLite store and
+times from submission until the last task is complete, with P workers
+already idle; the overhead per task is the extra wall time each worker slot
+spends per task: ``(sparkles - xargs) * P / N``.
+
+Usage: python benchmarks/bench_overhead.py [--tasks 1000] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from sparkles_core.client import Client
+from sparkles_core.config import load_config
+from sparkles_core.models import JobSpec, TaskSpec, TaskStatus
+
+
+def time_xargs(tasks: int, workers: int) -> float:
+    """Return seconds for ``xargs -P`` to run ``true`` ``tasks`` times."""
+    lines = "\n".join(["true"] * tasks) + "\n"
+    start = time.perf_counter()
+    subprocess.run(
+        ["xargs", "-P", str(workers), "-n", "1", "sh", "-c"],
+        input=lines.encode(),
+        check=True,
+    )
+    return time.perf_counter() - start
+
+
+def time_sparkles(tasks: int, workers: int, home: Path) -> float:
+    """Return seconds for ``workers`` local workers to run ``tasks`` tasks."""
+    os.environ["SPARKLES_HOME"] = str(home)
+    client = Client(load_config())
+    spec = JobSpec(name="bench", tasks=[TaskSpec(command="true")] * tasks)
+    cluster = _cluster_of(client, spec)
+    procs = [_worker(client, cluster, home, n) for n in range(workers)]
+    time.sleep(2.0)  # let them import and start polling
+    start = time.perf_counter()
+    job = client.submit(spec, "bench")
+    while client.store.count_tasks(job.id).get(TaskStatus.COMPLETE, 0) < tasks:
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - start
+    for proc in procs:
+        proc.terminate()
+        proc.wait()
+    client.close()
+    return elapsed
+
+
+def _cluster_of(client: Client, spec: JobSpec) -> str:
+    from sparkles_core.submit import cluster_id_for
+
+    return cluster_id_for(spec.machine, spec.image)
+
+
+def _worker(
+    client: Client, cluster: str, home: Path, n: int
+) -> subprocess.Popen[bytes]:
+    argv = [
+        sys.executable,
+        "-m",
+        "sparkles_worker",
+        "consume",
+        f"--store={client.config.store_url}",
+        f"--storage={client.config.storage_url}",
+        f"--cluster={cluster}",
+        f"--node-id=bench-{n}",
+        f"--work-dir={home / 'nodes' / str(n)}",
+        f"--cache-dir={home / 'cache'}",
+        "--linger=600",
+    ]
+    return subprocess.Popen(argv, stderr=subprocess.DEVNULL)
+
+
+def main() -> None:
+    """Run both sides and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    baseline = time_xargs(args.tasks, args.workers)
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = time_sparkles(args.tasks, args.workers, Path(tmp))
+    per_task_ms = (ours - baseline) * args.workers / args.tasks * 1000
+
+    table = Table(title=f"{args.tasks} x 'true' on {args.workers} processes")
+    table.add_column("runner")
+    table.add_column("wall s", justify="right")
+    table.add_column("tasks/s", justify="right")
+    table.add_column("ms/task/slot", justify="right")
+    table.add_row(
+        "xargs -P (baseline)",
+        f"{baseline:.2f}",
+        f"{args.tasks / baseline:.0f}",
+        f"{baseline * args.workers / args.tasks * 1000:.2f}",
+    )
+    table.add_row(
+        "sparkles local workers",
+        f"{ours:.2f}",
+        f"{args.tasks / ours:.0f}",
+        f"{ours * args.workers / args.tasks * 1000:.2f}",
+    )
+    Console().print(table)
+    Console().print(
+        f"Per-task overhead over xargs: {per_task_ms:.2f} ms (target < 5 ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""The built-in backends, registered through the same hooks as any plugin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from sparkles_core.hooks import hookimpl
+
+if TYPE_CHECKING:
+    from sparkles_cas.storage import ObjectStorage
+    from sparkles_core.cluster.base import ClusterContext, Provisioner
+    from sparkles_core.store.base import Store
+
+
+def _sqlite(url: str) -> Store:
+    from sparkles_core.store.sqlite import SQLiteStore
+
+    return SQLiteStore.from_url(url)
+
+
+def _file(url: str) -> ObjectStorage:
+    from sparkles_cas.filestore import FileStorage
+
+    return FileStorage(url)
+
+
+def _local(context: ClusterContext) -> Provisioner:
+    from sparkles_core.cluster.local import LocalCluster
+
+    return LocalCluster(context)
+
+
+@hookimpl
+def sparkles_store_backends() -> Mapping[str, Callable[[str], Store]]:
+    """Offer the SQLite store."""
+    return {"sqlite": _sqlite}
+
+
+@hookimpl
+def sparkles_storage_backends() -> Mapping[str, Callable[[str], ObjectStorage]]:
+    """Offer local-folder storage."""
+    return {"file": _file}
+
+
+@hookimpl
+def sparkles_cluster_backends() -> Mapping[
+    str, Callable[[ClusterContext], Provisioner]
+]:
+    """Offer worker processes on this machine."""
+    return {"local": _local}

@@ -1,0 +1,195 @@
+"""The ``local`` cluster: worker processes on this machine.
+
+Each node is one ``sparkles-worker consume`` process in its own session, so a
+Ctrl-C at the terminal reaches the front end only, which then stops the
+workers in order. On disk, under the state folder::
+
+    nodes/<node-id>/         the worker's task folders, removed with the node
+    logs/<node-id>.log       the worker's own log, kept for post-mortems
+    cache/                   the node-level CAS cache, shared by all workers
+
+A node's record carries its pid and process start time, so another process
+(``sparkles status``) can tell a live worker from a reused pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import psutil
+
+from sparkles_core.cluster.base import ClusterContext, Provisioner, WorkerLaunch
+from sparkles_core.errors import ClusterError
+from sparkles_core.models import NodeClass, NodeReq, NodeStatus
+
+__all__ = ["LocalCluster"]
+
+logger = logging.getLogger(__name__)
+
+# Long enough for a worker to stop its command and hand the task back,
+# short enough that Ctrl-C feels immediate.
+STOP_GRACE_S = 10.0
+
+
+class LocalCluster(Provisioner):
+    """Start, watch and stop worker processes on this machine."""
+
+    def __init__(self, context: ClusterContext) -> None:
+        self._store = context.store
+        self._home = context.home
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def add_nodes(
+        self, launch: WorkerLaunch, count: int, node_class: NodeClass
+    ) -> list[NodeReq]:
+        """Start ``count`` worker processes for the cluster."""
+        return [self._start(launch, node_class) for _ in range(count)]
+
+    def _start(self, launch: WorkerLaunch, node_class: NodeClass) -> NodeReq:
+        node_id = f"{launch.cluster_id}-{uuid.uuid4().hex[:8]}"
+        work_dir = self._home / "nodes" / node_id
+        log_path = self._home / "logs" / f"{node_id}.log"
+        work_dir.mkdir(parents=True, exist_ok=True)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "sparkles_worker",
+            *launch.worker_args(node_id),
+            f"--work-dir={work_dir}",
+            f"--cache-dir={self._home / 'cache'}",
+        ]
+        logger.debug("Node %s: starting %s", node_id, argv)
+        try:
+            with log_path.open("ab") as log:
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=work_dir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        except OSError as exc:
+            raise ClusterError(
+                f"Could not start a worker process: {exc}", launch.cluster_id
+            ) from exc
+        self._procs[node_id] = proc
+        node = self._record(node_id, launch, node_class, proc.pid)
+        logger.info("Node %s: worker started as pid %d", node_id, proc.pid)
+        return node
+
+    def _record(
+        self, node_id: str, launch: WorkerLaunch, node_class: NodeClass, pid: int
+    ) -> NodeReq:
+        now = time.time()
+        node = NodeReq(
+            id=node_id,
+            cluster=launch.cluster_id,
+            node_class=node_class,
+            status=NodeStatus.RUNNING,
+            instance_name=f"pid {pid}",
+            job_id=launch.job_id,
+            created=now,
+            updated=now,
+            detail={"pid": str(pid), "started": f"{_start_time(pid):.3f}"},
+        )
+        self._store.put_node(node)
+        return node
+
+    def refresh(self, cluster_id: str) -> list[NodeReq]:
+        """Return the cluster's nodes, marking those whose process has ended."""
+        nodes = self._store.list_nodes(cluster_id)
+        for index, node in enumerate(nodes):
+            status = self._status(node)
+            if status is not node.status:
+                node = node.model_copy(
+                    update={"status": status, "updated": time.time()}
+                )
+                self._store.put_node(node)
+                nodes[index] = node
+        return nodes
+
+    def _status(self, node: NodeReq) -> NodeStatus:
+        if not node.status.alive:
+            return node.status
+        proc = self._procs.get(node.id)
+        if proc is not None:
+            code = proc.poll()
+            if code is None:
+                return NodeStatus.RUNNING
+            return NodeStatus.COMPLETE if code == 0 else NodeStatus.FAILED
+        return NodeStatus.RUNNING if _is_alive(node) else NodeStatus.COMPLETE
+
+    def delete_nodes(self, nodes: list[NodeReq]) -> None:
+        """Stop the nodes' workers (SIGTERM, then SIGKILL) and drop them."""
+        live = [node for node in nodes if _is_alive(node)]
+        for node in live:
+            _signal(node, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for node in live:
+            self._wait(node, deadline)
+        for node in nodes:
+            proc = self._procs.pop(node.id, None)
+            if proc is not None:
+                proc.wait()  # reap it; it was signalled or had already ended
+            shutil.rmtree(self._home / "nodes" / node.id, ignore_errors=True)
+        self._store.delete_nodes(node.id for node in nodes)
+
+    def _wait(self, node: NodeReq, deadline: float) -> None:
+        proc = self._procs.get(node.id)
+        timeout = max(0.0, deadline - time.monotonic())
+        try:
+            if proc is not None:
+                proc.wait(timeout)
+            else:
+                psutil.Process(int(node.detail["pid"])).wait(timeout)
+        except (subprocess.TimeoutExpired, psutil.TimeoutExpired):
+            logger.warning("Node %s: did not stop in time; killing it", node.id)
+            _kill_tree(int(node.detail["pid"]))
+            if proc is not None:
+                proc.wait()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def _start_time(pid: int) -> float:
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return 0.0
+
+
+def _is_alive(node: NodeReq) -> bool:
+    """Return True if the node's worker process is still the one we started."""
+    try:
+        process = psutil.Process(int(node.detail["pid"]))
+        same = abs(process.create_time() - float(node.detail["started"])) < 0.01
+        return same and process.status() != psutil.STATUS_ZOMBIE
+    except (psutil.Error, KeyError, ValueError):
+        return False
+
+
+def _signal(node: NodeReq, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(int(node.detail["pid"]), signum)
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a worker and every process it started."""
+    try:
+        parent = psutil.Process(pid)
+        family = [*parent.children(recursive=True), parent]
+    except psutil.NoSuchProcess:
+        return
+    for process in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()

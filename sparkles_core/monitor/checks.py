@@ -1,0 +1,253 @@
+"""The periodic checks a monitor runs while a job is unfinished."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from sparkles_cas.errors import ObjectNotFound, StorageError
+from sparkles_cas.storage import ObjectStorage
+from sparkles_core import layout
+from sparkles_core.cluster.base import Provisioner, WorkerLaunch
+from sparkles_core.errors import JobFailed
+from sparkles_core.models import Job, NodeClass, NodeReq, Task, TaskStatus
+from sparkles_core.monitor.runner import STOP
+from sparkles_core.store.base import Store
+
+__all__ = [
+    "FailureMonitor",
+    "JobProgress",
+    "LogStream",
+    "Reporter",
+    "ResetOrphans",
+    "ResizeCluster",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class Reporter(Protocol):
+    """Where a monitor tells the user what is happening."""
+
+    def progress(
+        self, job: Job, counts: Mapping[TaskStatus, int], nodes: Sequence[NodeReq]
+    ) -> None:
+        """Show task counts and nodes; called when either changes."""
+
+    def log(self, task_id: str, data: bytes) -> None:
+        """Show more output of the task being followed."""
+
+    def message(self, text: str) -> None:
+        """Show a line about the job."""
+
+
+class JobProgress:
+    """Report progress on change; stop when no task is pending or claimed."""
+
+    name = "progress"
+
+    def __init__(self, store: Store, job: Job, reporter: Reporter, interval: float):
+        self._store, self._job, self._reporter = store, job, reporter
+        self._interval = interval
+        self._last: tuple[object, ...] | None = None
+
+    def poll(self, now: float) -> float:
+        """Report counts and nodes if they changed."""
+        counts = self._store.count_tasks(self._job.id)
+        nodes = self._store.list_nodes(self._job.cluster)
+        state = (sorted(counts.items()), sorted((n.id, n.status) for n in nodes))
+        if state != self._last:
+            self._last = state
+            self._reporter.progress(self._job, counts, nodes)
+        unfinished = counts.get(TaskStatus.PENDING, 0) + counts.get(
+            TaskStatus.CLAIMED, 0
+        )
+        return STOP if unfinished == 0 else self._interval
+
+    def finish(self) -> None:
+        """Nothing to release."""
+
+
+class ResizeCluster:
+    """Keep min(requested nodes, unfinished tasks) nodes alive.
+
+    Preemptible nodes come first, up to a budget of ``nodes * scale`` node
+    starts per cluster; after that, standard nodes. The budget is counted from
+    the stored node records, so restarting the monitor does not refill it.
+    """
+
+    name = "resize"
+
+    def __init__(
+        self,
+        store: Store,
+        provisioner: Provisioner,
+        launch: WorkerLaunch,
+        max_nodes: int,
+        preemptible_scale: int,
+        interval: float,
+    ) -> None:
+        self._store, self._provisioner, self._launch = store, provisioner, launch
+        self._max_nodes, self._scale = max_nodes, preemptible_scale
+        self._interval = interval
+
+    def poll(self, now: float) -> float:
+        """Start nodes if fewer are alive than there is work for."""
+        nodes = self._provisioner.refresh(self._launch.cluster_id)
+        alive = sum(1 for node in nodes if node.status.alive)
+        unfinished = self._store.unfinished_count(self._launch.cluster_id)
+        missing = min(self._max_nodes, unfinished) - alive
+        if missing > 0:
+            self._grow(missing, nodes)
+        return self._interval
+
+    def _grow(self, missing: int, nodes: list[NodeReq]) -> None:
+        budget = 0
+        if self._launch.machine.preemptible:
+            used = sum(1 for n in nodes if n.node_class is NodeClass.PREEMPTIBLE)
+            budget = max(0, self._max_nodes * self._scale - used)
+        spot = min(missing, budget)
+        logger.info(
+            "Cluster %s: starting %d preemptible and %d standard nodes",
+            self._launch.cluster_id,
+            spot,
+            missing - spot,
+        )
+        if spot:
+            self._provisioner.add_nodes(self._launch, spot, NodeClass.PREEMPTIBLE)
+        if missing - spot:
+            self._provisioner.add_nodes(
+                self._launch, missing - spot, NodeClass.STANDARD
+            )
+
+    def finish(self) -> None:
+        """Nothing to release: stopping the cluster is the caller's choice."""
+
+
+class ResetOrphans:
+    """Hand back tasks whose lease expired or whose node is gone."""
+
+    name = "orphans"
+
+    def __init__(self, store: Store, cluster: str, interval: float) -> None:
+        self._store, self._cluster, self._interval = store, cluster, interval
+
+    def poll(self, now: float) -> float:
+        """Reset orphaned tasks to pending."""
+        expired = self._store.expire_leases(self._cluster, now)
+        gone = [
+            node.id
+            for node in self._store.list_nodes(self._cluster)
+            if not node.status.alive
+        ]
+        lost = self._store.reset_owned_by(gone, "its node is gone") if gone else []
+        for task_id in [*expired, *lost]:
+            logger.warning("Task %s: orphaned; back to pending", task_id)
+        return self._interval
+
+    def finish(self) -> None:
+        """Nothing to release."""
+
+
+class FailureMonitor:
+    """Stop a job whose nodes keep dying before any task finishes."""
+
+    name = "failures"
+    # Several dead nodes with nothing done is a broken image or setup, not
+    # bad luck; stopping here saves paying for more nodes that will die too.
+    DEAD_NODE_LIMIT = 5
+
+    def __init__(self, store: Store, job: Job, interval: float) -> None:
+        self._store, self._job, self._interval = store, job, interval
+
+    def poll(self, now: float) -> float:
+        """Raise JobFailed when too many nodes died with no task finished."""
+        dead = [
+            node
+            for node in self._store.list_nodes(self._job.cluster)
+            if node.status.value == "failed"
+        ]
+        if len(dead) < self.DEAD_NODE_LIMIT:
+            return self._interval
+        counts = self._store.count_tasks(self._job.id)
+        if counts.get(TaskStatus.COMPLETE, 0) == 0:
+            raise JobFailed(
+                f"Job {self._job.id!r}: {len(dead)} nodes failed before any "
+                "task finished; check the worker image and the node logs.",
+                self._job.id,
+            )
+        return self._interval
+
+    def finish(self) -> None:
+        """Nothing to release."""
+
+
+class LogStream:
+    """Follow the log of one task: a given one, or any claimed task."""
+
+    name = "log"
+
+    def __init__(
+        self,
+        store: Store,
+        storage: ObjectStorage,
+        job: Job,
+        reporter: Reporter,
+        interval: float,
+        task_id: str | None = None,
+    ) -> None:
+        self._store, self._storage, self._job = store, storage, job
+        self._reporter, self._interval = reporter, interval
+        self._pinned = task_id
+        self._task: Task | None = None
+        self._offset = 0
+
+    def poll(self, now: float) -> float:
+        """Show whatever the followed task wrote since the last poll."""
+        task = self._current()
+        if task is None:
+            return self._interval
+        previous = self._task
+        if (
+            previous is not None
+            and previous.attempt
+            and task.attempt != previous.attempt
+        ):
+            self._read(previous)  # the end of the attempt that was cut short
+            self._reporter.message(f"task {task.id}: attempt {task.attempt} started")
+            self._offset = 0
+        self._task = task
+        self._read(task)
+        if task.status.finished and self._pinned is None:
+            self._task, self._offset = None, 0
+        return self._interval
+
+    def _current(self) -> Task | None:
+        if self._pinned is not None:
+            return self._store.get_task(self._pinned)
+        if self._task is not None:
+            return self._store.get_task(self._task.id)
+        claimed = self._store.list_tasks(self._job.id, [TaskStatus.CLAIMED])
+        return claimed[0] if claimed else None
+
+    def _read(self, task: Task) -> None:
+        if task.attempt == 0:
+            return
+        key = task.log_key or layout.log_key(task.id, task.attempt)
+        try:
+            data = self._storage.get_bytes(key, self._offset)
+        except ObjectNotFound:
+            return
+        except StorageError as exc:
+            logger.warning("Task %s: could not read the log: %s", task.id, exc)
+            return
+        if data:
+            self._offset += len(data)
+            self._reporter.log(task.id, data)
+
+    def finish(self) -> None:
+        """Show the rest of the followed task's log."""
+        task = self._current()
+        if task is not None:
+            self._read(task)

@@ -1,0 +1,247 @@
+"""The worker loop: claim a task, stage it, run it, report it, repeat.
+
+On disk, under the worker's ``--work-dir`` (one worker's alone)::
+
+    task/work/      the command's folder: inputs, then outputs; emptied
+                    after each attempt
+    task/log.txt    merged stdout and stderr of the current attempt,
+                    streamed to storage
+
+The folders are kept between tasks because creating and removing them costs
+more than a trivial command does.
+
+A SIGTERM (a spot VM's preemption notice, or the local cluster shutting
+down) stops the command, hands the task back as pending with reason
+``preempted``, and ends the loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sparkles_cas.cas import CAS
+from sparkles_cas.errors import StorageError
+from sparkles_cas.nodecache import NodeCache
+from sparkles_cas.storage import ObjectStorage
+from sparkles_core import layout
+from sparkles_core.errors import SparklesError
+from sparkles_core.models import Task, TaskResult
+from sparkles_core.plugins import plugin_manager
+from sparkles_core.store.base import Completion, Store
+from sparkles_worker import execute
+from sparkles_worker.heartbeat import Heartbeat, Watched
+from sparkles_worker.outputs import collect_outputs, upload_outputs
+from sparkles_worker.staging import Staged, stage
+
+__all__ = ["PREEMPTED", "Worker", "WorkerOptions"]
+
+logger = logging.getLogger(__name__)
+
+PREEMPTED = "preempted"
+# Idle polling starts fast (tasks often arrive in bursts) and backs off.
+MIN_POLL_S = 0.02
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How one worker behaves."""
+
+    cluster: str
+    node_id: str
+    work_dir: Path
+    cache_dir: Path
+    lease_s: float = 60.0
+    linger_s: float = 10.0
+    max_poll_s: float = 1.0
+    log_interval_s: float = 5.0
+    max_tasks: int | None = None
+
+
+class Worker:
+    """Consume the tasks of one cluster until idle, stopped or done."""
+
+    def __init__(self, store: Store, storage: ObjectStorage, options: WorkerOptions):
+        self._store, self._storage, self._options = store, storage, options
+        self._cas = CAS(storage)
+        self._cache = NodeCache(options.cache_dir, self._cas)
+        self._stop_reason: str | None = None
+        self._wake = threading.Event()
+        self._running: execute.Running | None = None
+        self._heartbeat = Heartbeat(
+            store, storage, options.node_id, options.lease_s, options.log_interval_s
+        )
+        self.tasks_done = 0
+
+    def request_stop(self, reason: str) -> None:
+        """Stop after the current step; a running command is stopped now."""
+        self._stop_reason = reason
+        self._wake.set()
+        if self._running is not None:
+            self._running.stop(reason)
+
+    def run(self) -> str:
+        """Run the loop; return why it ended."""
+        owner = self._options.node_id
+        logger.info("Worker %s: consuming cluster %s", owner, self._options.cluster)
+        self._heartbeat.start()
+        try:
+            reason = self._loop()
+        finally:
+            self._heartbeat.close()
+        logger.info(
+            "Worker %s: exiting after %d tasks: %s", owner, self.tasks_done, reason
+        )
+        return reason
+
+    def _loop(self) -> str:
+        idle_since, poll = time.monotonic(), MIN_POLL_S
+        while self._stop_reason is None:
+            limit = self._options.max_tasks
+            if limit is not None and self.tasks_done >= limit:
+                return f"ran {self.tasks_done} tasks"
+            task = self._store.claim(
+                self._options.cluster, self._options.node_id, self._options.lease_s
+            )
+            if task is None:
+                if time.monotonic() - idle_since >= self._options.linger_s:
+                    return f"idle for {self._options.linger_s:g} s"
+                self._wake.wait(poll)
+                poll = min(poll * 2, self._options.max_poll_s)
+                continue
+            self._process(task)
+            self.tasks_done += 1
+            idle_since, poll = time.monotonic(), MIN_POLL_S
+        return self._stop_reason
+
+    def _process(self, task: Task) -> None:
+        folder = self._options.work_dir / "task"
+        logger.info("Task %s: claimed (attempt %d)", task.id, task.attempt)
+        try:
+            self._attempt(task, folder)
+        except SparklesError as exc:
+            self._fail(task, str(exc))
+        except (StorageError, OSError) as exc:
+            self._fail(task, f"{type(exc).__name__}: {exc}")
+        finally:
+            _empty(folder / "work")
+
+    def _attempt(self, task: Task, folder: Path) -> None:
+        root, log_path = folder / "work", folder / "log.txt"
+        log_key = layout.log_key(task.id, task.attempt)
+        try:
+            staged = stage(task.spec, root, self._cache, self._storage)
+        except (StorageError, SparklesError, OSError) as exc:
+            self._fail(task, f"staging failed: {exc}")
+            return
+        plugin_manager().hook.sparkles_before_command(task=task, folder=root)
+        self._store.set_log_key(task.id, self._options.node_id, log_key)
+        outcome, watched = self._execute(task, root, log_path, log_key)
+        if outcome.stop_reason == self._stop_reason and self._stop_reason:
+            self._release(task)
+        elif watched.lost:
+            logger.warning("Task %s: abandoned, %s", task.id, outcome.stop_reason)
+        else:
+            self._report(task, root, outcome, staged)
+
+    def _execute(
+        self, task: Task, root: Path, log_path: Path, log_key: str
+    ) -> tuple[execute.Outcome, Watched]:
+        env = {
+            **os.environ,
+            **task.spec.env,
+            "SPARKLES_TASK_ID": task.id,
+            "SPARKLES_JOB_ID": task.job_id,
+            "SPARKLES_ATTEMPT": str(task.attempt),
+        }
+        cwd = root / task.spec.working_dir
+        running = execute.start(
+            task.spec.shell_command, cwd, log_path, env, task.spec.timeout
+        )
+        self._running = running
+        if self._stop_reason is not None:  # a SIGTERM raced the start
+            running.stop(self._stop_reason)
+        watched = Watched(task.id, running, log_path, log_key)
+        self._heartbeat.watch(watched)
+        try:
+            outcome = running.wait()
+        finally:
+            self._running = None
+            self._heartbeat.unwatch()
+        return outcome, watched
+
+    def _report(
+        self,
+        task: Task,
+        root: Path,
+        outcome: execute.Outcome,
+        staged: dict[str, Staged],
+    ) -> None:
+        paths = collect_outputs(root, task.spec.uploads, staged)
+        outputs = upload_outputs(self._cas, root, paths)
+        result = TaskResult(
+            task_id=task.id,
+            attempt=task.attempt,
+            command=task.spec.shell_command,
+            parameters=task.spec.parameters,
+            exit_code=outcome.exit_code,
+            signal=outcome.signal,
+            timed_out=outcome.stop_reason is not None
+            and outcome.stop_reason.startswith("timed out"),
+            started=outcome.started,
+            finished=outcome.finished,
+            usage=outcome.usage,
+            outputs=outputs,
+        )
+        plugin_manager().hook.sparkles_after_command(
+            task=task, folder=root, result=result
+        )
+        key = layout.result_key(task.id, task.attempt)
+        self._storage.put_bytes(key, result.model_dump_json(indent=1).encode())
+        completion = Completion(
+            outcome.exit_code,
+            outcome.signal,
+            outcome.started,
+            outcome.finished,
+            outcome.usage,
+            key,
+        )
+        if self._store.complete(task.id, self._options.node_id, completion):
+            logger.info("Task %s: complete, exit %s", task.id, _describe(outcome))
+        else:
+            logger.warning("Task %s: result refused, the lease was lost", task.id)
+
+    def _release(self, task: Task) -> None:
+        if self._store.release(task.id, self._options.node_id, PREEMPTED):
+            logger.info("Task %s: handed back (%s)", task.id, PREEMPTED)
+
+    def _fail(self, task: Task, reason: str) -> None:
+        logger.error("Task %s: failed: %s", task.id, reason)
+        if not self._store.fail(task.id, self._options.node_id, reason):
+            logger.warning("Task %s: failure not recorded, lease lost", task.id)
+
+
+def _empty(folder: Path) -> None:
+    """Remove everything inside ``folder``, keeping the folder itself."""
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+
+
+def _describe(outcome: execute.Outcome) -> str:
+    if outcome.signal is not None:
+        return f"signal {outcome.signal}"
+    return str(outcome.exit_code)

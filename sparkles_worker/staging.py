@@ -1,0 +1,57 @@
+"""Place a task's inputs in its folder before the command runs."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sparkles_cas.nodecache import NodeCache
+from sparkles_cas.storage import ObjectStorage
+from sparkles_core.models import TaskSpec
+from sparkles_core.paths import safe_join
+
+__all__ = ["Staged", "stage"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A staged input: where it is and how it looked when placed."""
+
+    size: int
+    mtime_ns: int
+
+    def unchanged(self, stat: os.stat_result) -> bool:
+        """Return True if ``stat`` shows the file as it was staged."""
+        return stat.st_size == self.size and stat.st_mtime_ns == self.mtime_ns
+
+
+def stage(
+    spec: TaskSpec, root: Path, cache: NodeCache, storage: ObjectStorage
+) -> dict[str, Staged]:
+    """Download every input of ``spec`` under ``root``; return them by path."""
+    root.mkdir(parents=True, exist_ok=True)
+    staged: dict[str, Staged] = {}
+    for download in spec.downloads:
+        dest = safe_join(root, download.dst)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if download.digest is not None:
+            cache.place(download.digest, dest, download.executable)
+        elif download.src is not None:
+            storage.get_file(_key_of(storage, download.src), dest)
+            if download.executable:
+                dest.chmod(0o755)
+        stat = dest.stat()
+        staged[download.dst] = Staged(stat.st_size, stat.st_mtime_ns)
+    safe_join(root, spec.working_dir).mkdir(parents=True, exist_ok=True)
+    logger.debug("Staged %d inputs under %s", len(staged), root)
+    return staged
+
+
+def _key_of(storage: ObjectStorage, url: str) -> str:
+    """Return the key of ``url`` under the storage root, or the url as a key."""
+    root = storage.url.rstrip("/") + "/"
+    return url[len(root) :] if url.startswith(root) else url

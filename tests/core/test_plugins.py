@@ -1,0 +1,83 @@
+"""Backends and rewrites arrive through the same hooks a plugin would use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from sparkles_core.client import Client
+from sparkles_core.errors import BackendError
+from sparkles_core.hooks import hookimpl
+from sparkles_core.models import Job, JobSpec, TaskSpec
+from sparkles_core.plugins import open_store, plugin_manager
+from sparkles_core.store.base import Store
+from sparkles_core.store.sqlite import SQLiteStore
+
+
+class MemoryishStore:
+    """A plugin that serves ``mem://`` by delegating to SQLite in a temp dir."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    @hookimpl
+    def sparkles_store_backends(self) -> Mapping[str, Callable[[str], Store]]:
+        return {"mem": lambda url: SQLiteStore(self.folder / "mem.db")}
+
+
+class Tagger:
+    """A plugin that rewrites every task and watches submissions."""
+
+    def __init__(self) -> None:
+        self.submitted: list[str] = []
+
+    @hookimpl
+    def sparkles_prepare_task(self, job: JobSpec, task: TaskSpec) -> TaskSpec:
+        return task.model_copy(update={"env": {**task.env, "TAGGED": job.name}})
+
+    @hookimpl
+    def sparkles_job_submitted(self, job: Job) -> None:
+        self.submitted.append(job.id)
+
+
+@pytest.fixture
+def registered() -> Iterator[Callable[[object], None]]:
+    names: list[str] = []
+
+    def register(plugin: object) -> None:
+        names.append(plugin_manager().register(plugin) or "")
+
+    yield register
+    for name in names:
+        plugin_manager().unregister(name=name)
+
+
+def test_a_plugin_adds_a_store_scheme(
+    tmp_path: Path, registered: Callable[[object], None]
+) -> None:
+    registered(MemoryishStore(tmp_path))
+    store = open_store("mem://anything")
+    assert isinstance(store, SQLiteStore)
+    store.close()
+
+
+def test_unknown_scheme_names_the_known_ones() -> None:
+    with pytest.raises(BackendError, match="known schemes: .*sqlite") as info:
+        open_store("nosuch://x")
+    assert info.value.url == "nosuch://x"
+
+
+def test_prepare_task_rewrites_and_submitted_is_announced(
+    client: Client, registered: Callable[[object], None]
+) -> None:
+    tagger = Tagger()
+    registered(tagger)
+
+    client.submit(JobSpec(name="tagme", tasks=[TaskSpec(command="true")]), "tagme")
+
+    task = client.store.get_task("tagme.1")
+    assert task is not None
+    assert task.spec.env == {"TAGGED": "tagme"}
+    assert tagger.submitted == ["tagme"]

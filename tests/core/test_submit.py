@@ -1,0 +1,123 @@
+"""Building jobs from local files and names: validation and dedupe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from sparkles_core.client import Client
+from sparkles_core.errors import InputError
+from sparkles_core.models import Download, JobSpec, MachineSpec, TaskSpec
+from sparkles_core.paths import UnsafePath, safe_join
+from sparkles_core.submit import (
+    LocalInput,
+    cluster_id_for,
+    parse_push,
+    validate_job_name,
+)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["a", "job-1", "x" * 63],
+    ids=["one-letter", "dash-digit", "longest"],
+)
+def test_valid_job_names_pass(name: str) -> None:
+    assert validate_job_name(name) == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "1job", "Job", "a_b", "x" * 64, "a.b"],
+    ids=["empty", "digit-first", "upper", "underscore", "too-long", "dot"],
+)
+def test_invalid_job_names_are_refused_with_the_rule(name: str) -> None:
+    with pytest.raises(InputError, match="lowercase letters, digits and '-'"):
+        validate_job_name(name)
+
+
+@pytest.mark.parametrize(
+    ("text", "dst"),
+    [
+        ("data.csv", "data.csv"),
+        ("dir/data.csv", "data.csv"),
+        ("a.txt:in/b.txt", "in/b.txt"),
+    ],
+    ids=["plain", "nested-src", "renamed"],
+)
+def test_push_forms(text: str, dst: str) -> None:
+    assert parse_push(text).dst == dst
+
+
+@pytest.mark.parametrize(
+    "dst",
+    ["../up", "a/../../up", "/etc/passwd", "~/x"],
+    ids=["parent", "nested-parent", "absolute", "home"],
+)
+def test_unsafe_destinations_are_refused(dst: str) -> None:
+    with pytest.raises(UnsafePath):
+        parse_push(f"file.txt:{dst}")
+    with pytest.raises(ValidationError):
+        Download(dst=dst, digest="0" * 64)
+
+
+def test_safe_join_refuses_a_link_out_of_the_folder(tmp_path: Path) -> None:
+    root = tmp_path / "task"
+    root.mkdir()
+    (root / "escape").symlink_to(tmp_path)
+    with pytest.raises(UnsafePath, match="resolves outside"):
+        safe_join(root, "escape/file.txt")
+
+
+def test_cluster_id_depends_on_needs_not_on_job() -> None:
+    small = MachineSpec(machine_type="n2-standard-2")
+    big = MachineSpec(machine_type="n2-standard-8")
+    assert cluster_id_for(small, None) == cluster_id_for(small, None)
+    assert cluster_id_for(small, None) != cluster_id_for(big, None)
+    assert cluster_id_for(small, None) != cluster_id_for(small, "ubuntu")
+
+
+def test_spec_hash_is_stable_and_sensitive() -> None:
+    one = JobSpec(name="a", tasks=[TaskSpec(command="echo 1")])
+    assert (
+        one.spec_hash()
+        == JobSpec(name="a", tasks=[TaskSpec(command="echo 1")]).spec_hash()
+    )
+    assert (
+        one.spec_hash()
+        != JobSpec(name="a", tasks=[TaskSpec(command="echo 2")]).spec_hash()
+    )
+
+
+def test_folders_upload_recursively_and_dedupe(client: Client, tmp_path: Path) -> None:
+    folder = tmp_path / "inputs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "one.txt").write_text("same")
+    (folder / "sub" / "two.txt").write_text("same")
+
+    downloads, report = client.upload([LocalInput(folder, "data")])
+    again, second = client.upload([LocalInput(folder, "data")])
+
+    assert sorted(d.dst for d in downloads) == ["data/one.txt", "data/sub/two.txt"]
+    assert len({d.digest for d in downloads}) == 1
+    assert (report.uploaded_files, second.uploaded_files, second.uploaded_bytes) == (
+        1,
+        0,
+        0,
+    )
+    assert again == downloads
+
+
+def test_a_missing_file_stops_submission_before_any_record(
+    client: Client, tmp_path: Path
+) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        client.upload([LocalInput(tmp_path / "absent.txt", "absent.txt")])
+    assert client.store.list_jobs() == []
+
+
+def test_a_job_without_tasks_is_refused(client: Client) -> None:
+    with pytest.raises(InputError, match="no tasks"):
+        client.submit(JobSpec(name="empty", tasks=[]), "empty")
