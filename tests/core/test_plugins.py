@@ -64,7 +64,7 @@ def test_a_plugin_adds_a_store_scheme(
 
 
 def test_unknown_scheme_names_the_known_ones() -> None:
-    with pytest.raises(BackendError, match="known schemes: .*sqlite") as info:
+    with pytest.raises(BackendError, match=r"known schemes: .*sqlite") as info:
         open_store("nosuch://x")
     assert info.value.url == "nosuch://x"
 

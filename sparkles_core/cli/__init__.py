@@ -1,0 +1,1 @@
+"""The ``sparkles`` command: manage jobs from the terminal."""
