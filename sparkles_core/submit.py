@@ -138,7 +138,8 @@ def _prepare(spec: JobSpec) -> list[TaskSpec]:
     for task in spec.tasks:
         for impl in impls:
             rewritten = impl.function(job=spec, task=task)
-            task = task if rewritten is None else rewritten
+            if isinstance(rewritten, TaskSpec):
+                task = rewritten
         tasks.append(task)
     return tasks
 

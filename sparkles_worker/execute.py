@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import resource
 import signal
 import subprocess
 import threading
@@ -86,7 +87,7 @@ class Running:
         self.proc.returncode = os.waitstatus_to_exitcode(status)
         return self._outcome(status, rusage)
 
-    def _outcome(self, status: int, rusage: os.struct_rusage) -> Outcome:
+    def _outcome(self, status: int, rusage: resource.struct_rusage) -> Outcome:
         code = None if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
         usage = ResourceUsage(

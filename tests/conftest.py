@@ -82,3 +82,24 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {predicate}")
         time.sleep(0.05)
+
+
+# -- CI guard: in CI nothing may be skipped ------------------------------------
+
+_SKIPPED: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Remember every skipped test."""
+    if report.skipped:
+        _SKIPPED.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when tests were skipped but every test must run."""
+    if _SKIPPED and os.environ.get("SPARKLES_REQUIRE_EMULATORS") == "1":
+        print(  # noqa: T201 - pytest output, not library code
+            f"\nFAIL: {len(_SKIPPED)} tests were skipped, and in CI every "
+            "test must run:\n  " + "\n  ".join(_SKIPPED[:20])
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

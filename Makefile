@@ -1,0 +1,33 @@
+# The two everyday commands. Each creates .venv/ on first use and reinstalls
+# when pyproject.toml changes.
+#   make example   run an example workflow on this machine (no account needed)
+#   make test      run the whole test suite, emulators included
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: example test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+example: $(STAMP)
+	cd example_workflows/hello && PATH="$(CURDIR)/$(BIN):$$PATH" \
+		snakemake --executor sparkles --jobs 4
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	for script in benchmarks/bench_*.py; do $(BIN)/python $$script; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
