@@ -1,7 +1,9 @@
 """Object storage and the content-addressed store (CAS) of Sparkles.
 
-Importing the package registers the ``file://`` scheme, so
-``open_storage("file:///abs/folder")`` works at once.
+Importing the package registers the ``file://`` and ``gs://`` schemes, so
+``open_storage("file:///abs/folder")`` and ``open_storage("gs://bucket/prefix")``
+work at once. The Google client is imported only when a ``gs://`` URL is
+opened.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sparkles_cas.errors import (
     UnsupportedURL,
 )
 from sparkles_cas.filestore import FileStorage
+from sparkles_cas.gcs import GCSStorage
 from sparkles_cas.hashcache import HashCache
 from sparkles_cas.hashing import is_digest, sha256_bytes, sha256_file
 from sparkles_cas.nodecache import NodeCache
@@ -31,6 +34,7 @@ __all__ = [
     "DigestMismatch",
     "FileDigest",
     "FileStorage",
+    "GCSStorage",
     "HashCache",
     "InvalidDigest",
     "InvalidKey",
@@ -49,3 +53,4 @@ __all__ = [
 ]
 
 register_scheme("file", FileStorage)
+register_scheme("gs", GCSStorage)

@@ -5,12 +5,19 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import BinaryIO
 
-from sparkles_cas import CAS, FileStorage, NodeCache
+from sparkles_cas import (
+    CAS,
+    FileStorage,
+    NodeCache,
+    ObjectInfo,
+    ObjectStorage,
+    open_storage,
+)
 
 # Files written by the tests are dated this far back, well outside the hash
 # cache's racy window, so the cache may record them at once.
@@ -37,11 +44,20 @@ def partial_files(folder: Path) -> list[Path]:
     return sorted(folder.rglob("*.sparkles-partial"))
 
 
-class CountingStorage(FileStorage):
-    """File storage that counts its reads, optionally in a shared log file."""
+def leftovers(storage: ObjectStorage) -> list[Path]:
+    """Return the partial files a file storage left; other backends have none."""
+    inner = storage.inner if isinstance(storage, CountingStorage) else storage
+    return partial_files(inner.root) if isinstance(inner, FileStorage) else []
 
-    def __init__(self, url: str, log: Path | None = None, delay_s: float = 0.0) -> None:
-        super().__init__(url)
+
+class CountingStorage(ObjectStorage):
+    """A storage that counts its reads, optionally in a shared log file."""
+
+    def __init__(
+        self, inner: ObjectStorage, log: Path | None = None, delay_s: float = 0.0
+    ) -> None:
+        self.inner = inner
+        self.url = inner.url
         self.log = log
         self.delay_s = delay_s
         self.reads: list[str] = []
@@ -53,18 +69,39 @@ class CountingStorage(FileStorage):
             with open(self.log, "a") as log:
                 log.write(f"{os.getpid()} {key}\n")
         time.sleep(self.delay_s)
-        return super().open_read(key)
+        return self.inner.open_read(key)
 
     def exists_many(self, keys: Iterable[str]) -> set[str]:
         self.exists_calls += 1
-        return super().exists_many(keys)
+        return self.inner.exists_many(keys)
+
+    def put_file(self, key: str, path: Path, if_absent: bool = False) -> bool:
+        return self.inner.put_file(key, path, if_absent)
+
+    def put_bytes(self, key: str, data: bytes, if_absent: bool = False) -> bool:
+        return self.inner.put_bytes(key, data, if_absent)
+
+    def get_file(self, key: str, dest: Path) -> None:
+        self.inner.get_file(key, dest)
+
+    def get_bytes(self, key: str, offset: int = 0) -> bytes:
+        return self.inner.get_bytes(key, offset)
+
+    def size(self, key: str) -> int | None:
+        return self.inner.size(key)
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        return self.inner.list(prefix)
+
+    def delete(self, keys: Iterable[str]) -> None:
+        self.inner.delete(keys)
 
 
 def put_if_absent_in_step(
     url: str, source: Path, rounds: int, barrier: Barrier, result: Path
 ) -> None:
     """Race for keys ``race/0..rounds-1``; write the keys this process won."""
-    storage = FileStorage(url)
+    storage = open_storage(url)
     won = []
     for index in range(rounds):
         barrier.wait()
@@ -77,7 +114,7 @@ def fetch_together(
     url: str, folder: Path, digests: list[str], barrier: Barrier, log: Path
 ) -> None:
     """Fetch ``digests`` into the node cache, logging each storage read."""
-    storage = CountingStorage(url, log=log, delay_s=0.2)
+    storage = CountingStorage(open_storage(url), log=log, delay_s=0.2)
     cache = NodeCache(folder, CAS(storage))
     barrier.wait()
     for digest in digests:

@@ -10,7 +10,6 @@ import pytest
 from sparkles_cas import (
     CAS,
     DigestMismatch,
-    FileStorage,
     InvalidDigest,
     ObjectNotFound,
     sha256_bytes,
@@ -104,10 +103,10 @@ def test_download_writes_verified_content(
     ids=["same-size", "longer", "truncated"],
 )
 def test_corrupt_object_is_refused_and_nothing_is_left_at_dest(
-    cas: CAS, storage: FileStorage, tmp_path: Path, corruption: bytes
+    cas: CAS, storage: CountingStorage, tmp_path: Path, corruption: bytes
 ) -> None:
     digest = cas.upload_bytes(b"original!")
-    (storage.root / cas.key_for(digest)).write_bytes(corruption)
+    storage.put_bytes(cas.key_for(digest), corruption)
     dest = tmp_path / "task" / "input.txt"
 
     with pytest.raises(DigestMismatch) as caught:
@@ -120,10 +119,10 @@ def test_corrupt_object_is_refused_and_nothing_is_left_at_dest(
 
 
 def test_corrupt_object_leaves_existing_dest_untouched(
-    cas: CAS, storage: FileStorage, tmp_path: Path
+    cas: CAS, storage: CountingStorage, tmp_path: Path
 ) -> None:
     digest = cas.upload_bytes(b"original")
-    (storage.root / cas.key_for(digest)).write_bytes(b"tampered")
+    storage.put_bytes(cas.key_for(digest), b"tampered")
     dest = tmp_path / "input.txt"
     dest.write_bytes(b"previous")
 
@@ -158,7 +157,7 @@ def test_executable_bit_survives_upload_and_download(
 
 
 def test_digests_are_the_same_without_a_hash_cache(
-    storage: FileStorage, make_file: MakeFile
+    storage: CountingStorage, make_file: MakeFile
 ) -> None:
     paths = [make_file(f"f{n}", b"%d" % n * 1000) for n in range(40)]
 

@@ -10,11 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from sparkles_cas import CAS, FileStorage, HashCache, sha256_bytes
+from sparkles_cas import CAS, HashCache, ObjectStorage, sha256_bytes
 from sparkles_cas import hashcache as hashcache_module
 from sparkles_cas import hashing as hashing_module
 from tests.cas.conftest import MakeFile
 from tests.cas.helpers import settle, write_settled
+
+
+@pytest.fixture
+def storage_url(storage_root: Path) -> str:
+    """Use file storage only: digesting never reaches the storage backend."""
+    return f"file://{storage_root}"
 
 
 @pytest.fixture
@@ -45,7 +51,7 @@ def test_unchanged_file_is_not_hashed_again(
 
 
 def test_cache_survives_reopen(
-    storage: FileStorage, tmp_path: Path, make_file: MakeFile, hash_calls: list[Path]
+    storage: ObjectStorage, tmp_path: Path, make_file: MakeFile, hash_calls: list[Path]
 ) -> None:
     path = make_file("a.txt", b"alpha")
     db = tmp_path / "hashes.db"
@@ -60,7 +66,7 @@ def test_cache_survives_reopen(
 
 
 def test_two_open_caches_share_digests(
-    storage: FileStorage, tmp_path: Path, make_file: MakeFile, hash_calls: list[Path]
+    storage: ObjectStorage, tmp_path: Path, make_file: MakeFile, hash_calls: list[Path]
 ) -> None:
     path = make_file("a.txt", b"alpha")
     db = tmp_path / "hashes.db"
@@ -129,7 +135,7 @@ def test_just_modified_file_is_hashed_until_it_settles(
 
 
 def test_corrupt_database_is_rebuilt_with_a_warning(
-    storage: FileStorage,
+    storage: ObjectStorage,
     tmp_path: Path,
     make_file: MakeFile,
     caplog: pytest.LogCaptureFixture,
@@ -195,7 +201,7 @@ def test_busy_database_skips_recording_without_rebuilding(
 
 
 def test_unusable_database_path_falls_back_to_memory(
-    storage: FileStorage,
+    storage: ObjectStorage,
     tmp_path: Path,
     make_file: MakeFile,
     caplog: pytest.LogCaptureFixture,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sparkles_cas import CAS, DigestMismatch, InvalidDigest, NodeCache
+from sparkles_cas import CAS, DigestMismatch, InvalidDigest, NodeCache, open_storage
 from tests.cas.helpers import CountingStorage, fetch_together
 
 
@@ -80,7 +80,7 @@ def test_corrupt_storage_object_is_not_cached(
     node_cache: NodeCache, storage: CountingStorage, tmp_path: Path
 ) -> None:
     digest = node_cache.cas.upload_bytes(b"good content")
-    (storage.root / node_cache.cas.key_for(digest)).write_bytes(b"bad content!")
+    storage.put_bytes(node_cache.cas.key_for(digest), b"bad content!")
 
     with pytest.raises(DigestMismatch):
         node_cache.place(digest, tmp_path / "task" / "in.txt")
@@ -90,9 +90,9 @@ def test_corrupt_storage_object_is_not_cached(
 
 
 def test_threads_fetching_one_digest_download_it_once(
-    tmp_path: Path, storage_root: Path
+    tmp_path: Path, storage_url: str
 ) -> None:
-    storage = CountingStorage(f"file://{storage_root}", delay_s=0.05)
+    storage = CountingStorage(open_storage(storage_url), delay_s=0.05)
     cache = NodeCache(tmp_path / "node", CAS(storage))
     digest = cache.cas.upload_bytes(b"shared")
 
@@ -106,10 +106,10 @@ def test_threads_fetching_one_digest_download_it_once(
 
 
 def test_processes_fetching_the_same_digests_download_each_once(
-    tmp_path: Path, storage_root: Path
+    tmp_path: Path, storage_url: str
 ) -> None:
-    url = f"file://{storage_root}"
-    cas = CAS(CountingStorage(url))
+    url = storage_url
+    cas = CAS(open_storage(url))
     digests = [cas.upload_bytes(b"input %d" % n) for n in range(3)]
     log = tmp_path / "reads.log"
     context = multiprocessing.get_context("spawn")
