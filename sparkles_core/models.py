@@ -191,8 +191,12 @@ class JobSpec(_Model):
     max_attempts: int = Field(default=3, ge=1)
 
     def spec_hash(self) -> str:
-        """Return the hash that identifies "the same job" across submissions."""
-        return canonical_hash(self.model_dump(mode="json"))
+        """Return the hash that identifies "the same job" across submissions.
+
+        The node count is left out: asking for more workers does not make
+        it a different job.
+        """
+        return canonical_hash(self.model_dump(mode="json", exclude={"nodes"}))
 
 
 class HistoryEntry(_Model):

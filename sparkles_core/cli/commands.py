@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import click
 
-from sparkles_core.cli import admin
+from sparkles_core.cli import admin, inspect, manage, submit, summary, watch
 
 __all__ = ["ALL"]
 
 ALL: list[click.Command] = [
     admin.version,
+    submit.sub,
+    watch.watch,
+    inspect.status,
+    inspect.logs,
+    inspect.show,
+    inspect.list_tasks,
+    manage.fetch,
+    manage.kill,
+    manage.reset,
+    manage.delete,
+    summary.summarize,
+    summary.summarize_job_metrics,
+    admin.validate,
 ]

@@ -77,7 +77,7 @@ def main() -> None:
 
     _register()
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         Console(stderr=True).print("Interrupted.", style="red")
         sys.exit(130)
@@ -97,4 +97,4 @@ def main() -> None:
         sys.exit(EXIT_ERROR)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
