@@ -1,16 +1,28 @@
-"""Google's Datastore emulator for the tests, started once per test session.
+"""Google's Datastore emulators for the tests, started once per test session.
 
-The emulator is the Firestore emulator of the Cloud SDK run in Datastore mode
-(the Debian package ``google-cloud-cli-firestore-emulator``), started straight
-from its jar with java on 127.0.0.1 and a free port::
+``datastore_emulator`` is the Firestore emulator of the Cloud SDK in Datastore
+mode (Debian package ``google-cloud-cli-firestore-emulator``): the service the
+store targets, with its pessimistic locks and aggregation queries. It starts
+straight from its jar with java on 127.0.0.1 and a free port::
 
     java -cp <sdk>/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar \\
         com.google.cloud.datastore.emulator.firestore.CloudFirestore \\
         --host=127.0.0.1 --port=PORT --database-mode=datastore-mode
 
-It keeps everything in memory and answers ``GET /`` with ``Ok`` once it is
-ready. The fixture sets ``DATASTORE_EMULATOR_HOST`` for the session, which the
+and the fixture sets ``DATASTORE_EMULATOR_HOST`` for the session, which the
 Google client (and so every store a test opens, in any process) obeys.
+
+``index_checking_emulator`` is the legacy Datastore emulator (package
+``google-cloud-cli-datastore-emulator``) in Firestore-in-Datastore mode,
+which, unlike the other, refuses a query that needs a composite index missing
+from the store's ``index.yaml``; it has no aggregation queries::
+
+    java -cp <sdk>/platform/cloud-datastore-emulator/CloudDatastore.jar \\
+        com.google.cloud.datastore.emulator.CloudDatastore start \\
+        --host=127.0.0.1 --port=PORT --testing --firestore_in_datastore_mode \\
+        --require_indexes --index_file=sparkles_core/store/index.yaml FOLDER
+
+Both keep everything in memory and answer ``GET /`` once they are ready.
 
 Where java or the jar is missing the tests that need it are skipped, unless
 ``SPARKLES_REQUIRE_EMULATORS=1`` (as in CI), where that is a failure.
@@ -18,6 +30,7 @@ Where java or the jar is missing the tests that need it are skipped, unless
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
@@ -32,11 +45,21 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["DatastoreEmulator", "datastore_emulator", "find_emulator_jar"]
+__all__ = [
+    "DatastoreEmulator",
+    "datastore_emulator",
+    "find_jar",
+    "index_checking_emulator",
+    "start_datastore_emulator",
+    "start_index_checking_emulator",
+]
 
-JAR = Path("platform/cloud-firestore-emulator/cloud-firestore-emulator.jar")
-MAIN_CLASS = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
+FIRESTORE_JAR = Path("platform/cloud-firestore-emulator/cloud-firestore-emulator.jar")
+FIRESTORE_MAIN = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
+LEGACY_JAR = Path("platform/cloud-datastore-emulator/CloudDatastore.jar")
+LEGACY_MAIN = "com.google.cloud.datastore.emulator.CloudDatastore"
 HOST_VARIABLE = "DATASTORE_EMULATOR_HOST"
+INDEX_FILE = Path(__file__).parents[2] / "sparkles_core" / "store" / "index.yaml"
 
 # Where the Debian packages and the SDK's own installer put the Cloud SDK.
 _SDK_GUESSES = (
@@ -51,16 +74,18 @@ _START_TIMEOUT_S = 120.0
 _STOP_TIMEOUT_S = 30.0
 
 
-def find_emulator_jar() -> Path | None:
-    """Return the Firestore emulator's jar from the Cloud SDK, or None."""
-    roots = [Path(p) for p in [os.environ.get("CLOUDSDK_ROOT_DIR")] if p]
-    roots += [_sdk_root_from_gcloud(), *_SDK_GUESSES]
+def find_jar(jar: Path) -> Path | None:
+    """Return the emulator jar at ``jar`` inside the Cloud SDK, or None."""
+    roots: list[Path | None] = [_sdk_root_from_gcloud(), *_SDK_GUESSES]
+    if "CLOUDSDK_ROOT_DIR" in os.environ:
+        roots.insert(0, Path(os.environ["CLOUDSDK_ROOT_DIR"]))
     for root in roots:
-        if root is not None and (root / JAR).is_file():
-            return root / JAR
+        if root is not None and (root / jar).is_file():
+            return root / jar
     return None
 
 
+@functools.cache
 def _sdk_root_from_gcloud() -> Path | None:
     """Return the SDK root that ``gcloud info`` reports, or None."""
     gcloud = shutil.which("gcloud")
@@ -84,20 +109,8 @@ class DatastoreEmulator:
     log: Path
 
     @classmethod
-    def start(cls, java: str, jar: Path, log: Path) -> DatastoreEmulator:
-        """Start the emulator on a free port and wait until it answers."""
-        host = f"127.0.0.1:{_free_port()}"
-        argv = [
-            java,
-            "-Xmx1g",
-            "-Duser.language=en",
-            "-cp",
-            str(jar),
-            MAIN_CLASS,
-            "--host=127.0.0.1",
-            f"--port={host.rpartition(':')[2]}",
-            "--database-mode=datastore-mode",
-        ]
+    def start(cls, argv: list[str], host: str, log: Path) -> DatastoreEmulator:
+        """Run ``argv``, an emulator serving ``host``, and wait until it answers."""
         with log.open("wb") as out:
             process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
         emulator = cls(process, host, log)
@@ -109,11 +122,11 @@ class DatastoreEmulator:
         return emulator
 
     def wait_until_ready(self) -> None:
-        """Return once ``GET /`` answers, or fail with the emulator's log."""
+        """Return once ``GET /`` answers, or raise with the emulator's log."""
         deadline = time.monotonic() + _START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                pytest.fail(f"the Datastore emulator exited: {self._tail()}")
+                raise RuntimeError(f"the Datastore emulator exited: {self._tail()}")
             try:
                 with urllib.request.urlopen(f"http://{self.host}/", timeout=2) as r:
                     if r.status == 200:
@@ -121,7 +134,7 @@ class DatastoreEmulator:
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.2)
-        pytest.fail(
+        raise RuntimeError(
             f"the Datastore emulator did not answer within {_START_TIMEOUT_S} s: "
             f"{self._tail()}"
         )
@@ -157,21 +170,51 @@ def _missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def datastore_emulator() -> Iterator[str]:
-    """Run the Datastore emulator for the session; yield its host:port."""
+def _java_and_jar(jar: Path, package: str) -> tuple[str, Path]:
+    """Return java and the emulator jar, or skip (or fail) saying what is missing."""
     java = shutil.which("java")
     if java is None:
         _missing("java is not installed, so the Datastore emulator cannot run")
-    jar = find_emulator_jar()
-    if jar is None:
-        _missing(
-            "the Firestore emulator of the Cloud SDK is not installed "
-            "(Debian package google-cloud-cli-firestore-emulator)"
-        )
-    assert java is not None and jar is not None
+    found = find_jar(jar)
+    if found is None:
+        _missing(f"the Cloud SDK emulator {jar.name} is missing (install {package})")
+    assert java is not None and found is not None
+    return java, found
+
+
+def _java(java: str, jar: Path, main: str) -> list[str]:
+    """Return the start of a command line that runs ``main`` from ``jar``."""
+    return [java, "-Xmx1g", "-Duser.language=en", "-cp", str(jar), main]
+
+
+def start_datastore_emulator(java: str, jar: Path, folder: Path) -> DatastoreEmulator:
+    """Start the Firestore emulator in Datastore mode, logging into ``folder``."""
+    port = _free_port()
+    argv = _java(java, jar, FIRESTORE_MAIN)
+    argv += ["--host=127.0.0.1", f"--port={port}", "--database-mode=datastore-mode"]
+    return DatastoreEmulator.start(argv, f"127.0.0.1:{port}", folder / "log")
+
+
+def start_index_checking_emulator(
+    java: str, jar: Path, folder: Path
+) -> DatastoreEmulator:
+    """Start the legacy emulator that enforces ``index.yaml``, in ``folder``."""
+    port = _free_port()
+    argv = [*_java(java, jar, LEGACY_MAIN), "start", "--host=127.0.0.1"]
+    argv += [f"--port={port}", "--testing", "--firestore_in_datastore_mode"]
+    argv += ["--require_indexes", f"--index_file={INDEX_FILE}", str(folder / "db")]
+    return DatastoreEmulator.start(argv, f"127.0.0.1:{port}", folder / "log")
+
+
+@pytest.fixture(scope="session")
+def datastore_emulator() -> Iterator[str]:
+    """Run the Datastore-mode emulator for the session; yield its host:port.
+
+    ``DATASTORE_EMULATOR_HOST`` points at it for the whole session.
+    """
+    java, jar = _java_and_jar(FIRESTORE_JAR, "google-cloud-cli-firestore-emulator")
     folder = Path(tempfile.mkdtemp(prefix="sparkles-datastore-emulator-"))
-    emulator = DatastoreEmulator.start(java, jar, folder / "emulator.log")
+    emulator = start_datastore_emulator(java, jar, folder)
     before = os.environ.get(HOST_VARIABLE)
     os.environ[HOST_VARIABLE] = emulator.host
     try:
@@ -182,4 +225,20 @@ def datastore_emulator() -> Iterator[str]:
             os.environ.pop(HOST_VARIABLE, None)
         else:
             os.environ[HOST_VARIABLE] = before
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def index_checking_emulator() -> Iterator[str]:
+    """Run the emulator that refuses queries lacking a shipped index; yield host.
+
+    Point a client at it with ``DATASTORE_EMULATOR_HOST`` for one test.
+    """
+    java, jar = _java_and_jar(LEGACY_JAR, "google-cloud-cli-datastore-emulator")
+    folder = Path(tempfile.mkdtemp(prefix="sparkles-index-emulator-"))
+    emulator = start_index_checking_emulator(java, jar, folder)
+    try:
+        yield emulator.host
+    finally:
+        emulator.stop()
         shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,214 @@
+"""Behaviour only the SQLite store has: its file, its schema, its query plans."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from sparkles_core.errors import BackendError, StoreError
+from sparkles_core.models import TaskStatus
+from sparkles_core.store.base import Store
+from sparkles_core.store.sqlite import SCHEMA_VERSION, SQLiteStore
+from tests.core.store_helpers import (
+    CLUSTER,
+    LEASE_S,
+    SUCCESS,
+    must_claim,
+    submit,
+    submit_one,
+)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    """Yield an empty SQLite store and close it afterwards."""
+    opened = SQLiteStore(tmp_path / "store.db")
+    yield opened
+    opened.close()
+
+
+def test_claim_takes_lowest_index_first(sqlite_store: SQLiteStore) -> None:
+    submit(sqlite_store, "job", 3)
+    submit(sqlite_store, "elsewhere", 2, cluster="cluster-b")
+
+    claimed = [must_claim(sqlite_store, f"w{n}").id for n in range(3)]
+
+    assert claimed == ["job.1", "job.2", "job.3"]
+
+
+@pytest.fixture(scope="module")
+def big_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SQLiteStore]:
+    """Yield a SQLite store holding one job of 100,000 tasks."""
+    opened = SQLiteStore(tmp_path_factory.mktemp("big") / "store.db")
+    submit(opened, "big", 100_000)
+    submit(opened, "small", 10)
+    yield opened
+    opened.close()
+
+
+HotCall = Callable[[Store], object]
+
+HOT_CALLS: dict[str, HotCall] = {
+    "claim": lambda s: s.claim(CLUSTER, "w1", LEASE_S),
+    "claim-nothing-pending": lambda s: s.claim("idle", "w1", LEASE_S),
+    "renew": lambda s: s.renew(must_claim(s, "w1").id, "w1", LEASE_S),
+    "complete": lambda s: s.complete(must_claim(s, "w1").id, "w1", SUCCESS),
+    "release": lambda s: s.release(must_claim(s, "w1").id, "w1", "preempted"),
+    "get_task": lambda s: s.get_task("big.77777"),
+    "get_tasks": lambda s: s.get_tasks(f"big.{n}" for n in range(1, 2000, 3)),
+    "list_tasks": lambda s: s.list_tasks("small"),
+    "list_tasks-by-status": lambda s: s.list_tasks("big", [TaskStatus.CLAIMED]),
+    "count_tasks": lambda s: s.count_tasks("big"),
+    "claimed_tasks": lambda s: s.claimed_tasks(CLUSTER),
+    "unfinished_count": lambda s: s.unfinished_count(CLUSTER),
+    "expire_leases": lambda s: s.expire_leases(CLUSTER),
+    "reset_owned_by": lambda s: s.reset_owned_by(["w1", "w2"], "node gone"),
+    "reset": lambda s: s.reset(["big.5", "big.6"]),
+    "kill_job": lambda s: s.kill_job("small"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("call", HOT_CALLS.values(), ids=HOT_CALLS.keys())
+def test_task_queries_use_an_index_at_100k_tasks(
+    big_store: SQLiteStore, call: HotCall
+) -> None:
+    statements: list[str] = []
+    connection = big_store._file.connection()  # the one this thread uses
+    connection.set_trace_callback(statements.append)
+    try:
+        call(big_store)
+    finally:
+        connection.set_trace_callback(None)
+
+    on_tasks = [
+        sql
+        for sql in statements
+        if sql.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE"))
+        and " tasks" in sql
+    ]
+    assert on_tasks, f"no task query was traced among {statements}"
+    with sqlite3.connect(big_store.path) as reader:
+        for sql in on_tasks:
+            plan = [row[3] for row in reader.execute(f"EXPLAIN QUERY PLAN {sql}")]
+            scans = [step for step in plan if step.startswith("SCAN tasks")]
+            assert not scans, f"{sql!r} scans the table: {plan}"
+    reader.close()
+
+
+def test_store_file_uses_wal_and_records_schema_version(
+    sqlite_store: SQLiteStore,
+) -> None:
+    with sqlite3.connect(sqlite_store.path) as reader:
+        mode = reader.execute("PRAGMA journal_mode").fetchone()[0]
+        version = reader.execute("PRAGMA user_version").fetchone()[0]
+    reader.close()
+
+    assert (mode, version) == ("wal", SCHEMA_VERSION)
+
+
+@pytest.mark.slow
+def test_new_store_file_opened_by_many_processes_at_once(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path}/fresh/store.db"
+    context = multiprocessing.get_context("spawn")
+
+    with context.Pool(6) as pool:
+        pool.starmap(submit_one, [(url, f"job-{n}") for n in range(6)])
+
+    fresh = SQLiteStore.from_url(url)
+    try:
+        assert [j.id for j in fresh.list_jobs()] == [f"job-{n}" for n in range(6)]
+    finally:
+        fresh.close()
+
+
+def test_reopened_store_keeps_its_records(tmp_path: Path) -> None:
+    first = SQLiteStore(tmp_path / "store.db")
+    submit(first, "job", 2)
+    first.close()
+
+    second = SQLiteStore(tmp_path / "store.db")
+    try:
+        assert [t.id for t in second.list_tasks("job")] == ["job.1", "job.2"]
+    finally:
+        second.close()
+
+
+def test_store_written_by_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as writer:
+        writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    writer.close()
+
+    with pytest.raises(StoreError, match="newer than this Sparkles"):
+        SQLiteStore(path)
+
+
+def test_from_url_creates_folders_and_keeps_the_url(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path}/a/b/store.db"
+
+    opened = SQLiteStore.from_url(url)
+    opened.close()
+
+    assert opened.url == url
+    assert (tmp_path / "a" / "b" / "store.db").is_file()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite://relative/store.db", "sqlite:relative.db", "file:///tmp/store.db"],
+    ids=["relative-path", "no-slashes", "other-scheme"],
+)
+def test_from_url_refuses_malformed_urls(url: str) -> None:
+    with pytest.raises(BackendError, match="absolute path"):
+        SQLiteStore.from_url(url)
+
+
+def _under_a_file(tmp_path: Path) -> Path:
+    (tmp_path / "file.txt").write_text("not a folder\n")
+    return tmp_path / "file.txt" / "store.db"
+
+
+def _a_folder(tmp_path: Path) -> Path:
+    (tmp_path / "store.db").mkdir()
+    return tmp_path / "store.db"
+
+
+def _not_a_database(tmp_path: Path) -> Path:
+    (tmp_path / "store.db").write_bytes(b"this is not a database\n" * 200)
+    return tmp_path / "store.db"
+
+
+@pytest.mark.parametrize(
+    ("place", "advice"),
+    [
+        (_under_a_file, "choose a location you can write to"),
+        (_a_folder, "check that its folder exists"),
+        (_not_a_database, "move it aside"),
+    ],
+    ids=["parent-is-a-file", "path-is-a-folder", "file-is-not-a-database"],
+)
+def test_unusable_location_raises_one_clear_store_error(
+    tmp_path: Path, place: Callable[[Path], Path], advice: str
+) -> None:
+    path = place(tmp_path)
+
+    with pytest.raises(StoreError) as caught:
+        SQLiteStore(path)
+
+    assert str(path) in str(caught.value)
+    assert advice in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_closed_store_refuses_further_use(tmp_path: Path) -> None:
+    opened = SQLiteStore(tmp_path / "store.db")
+    opened.close()
+
+    with pytest.raises(StoreError, match="is closed"):
+        opened.get_job("job")
