@@ -146,8 +146,10 @@ def test_ctrl_c_kills_the_task_and_leaves_no_worker(home: Path) -> None:
     workers = [
         p
         for p in psutil.process_iter(["cmdline"])
-        if "sparkles_worker" in " ".join(p.info["cmdline"] or [])
+        if "sparkles_worker" in (line := " ".join(p.info["cmdline"] or []))
+        and str(home) in line
     ]
+    assert workers, "no worker of this test was found"
 
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
