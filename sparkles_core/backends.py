@@ -19,10 +19,22 @@ def _sqlite(url: str) -> Store:
     return SQLiteStore.from_url(url)
 
 
+def _datastore(url: str) -> Store:
+    from sparkles_core.store.datastore import DatastoreStore
+
+    return DatastoreStore.from_url(url)
+
+
 def _file(url: str) -> ObjectStorage:
     from sparkles_cas.filestore import FileStorage
 
     return FileStorage(url)
+
+
+def _gcs(url: str) -> ObjectStorage:
+    from sparkles_cas.gcs import GCSStorage
+
+    return GCSStorage(url)
 
 
 def _local(context: ClusterContext) -> Provisioner:
@@ -31,21 +43,27 @@ def _local(context: ClusterContext) -> Provisioner:
     return LocalCluster(context)
 
 
+def _gce(context: ClusterContext) -> Provisioner:
+    from sparkles_core.cluster.gce import GCEProvisioner
+
+    return GCEProvisioner.from_context(context)
+
+
 @hookimpl
 def sparkles_store_backends() -> Mapping[str, Callable[[str], Store]]:
-    """Offer the SQLite store."""
-    return {"sqlite": _sqlite}
+    """Offer the SQLite and Cloud Datastore stores."""
+    return {"sqlite": _sqlite, "datastore": _datastore}
 
 
 @hookimpl
 def sparkles_storage_backends() -> Mapping[str, Callable[[str], ObjectStorage]]:
-    """Offer local-folder storage."""
-    return {"file": _file}
+    """Offer local-folder storage and Cloud Storage."""
+    return {"file": _file, "gs": _gcs}
 
 
 @hookimpl
 def sparkles_cluster_backends() -> Mapping[
     str, Callable[[ClusterContext], Provisioner]
 ]:
-    """Offer worker processes on this machine."""
-    return {"local": _local}
+    """Offer worker processes on this machine and Compute Engine VMs."""
+    return {"local": _local, "gce": _gce}

@@ -64,8 +64,7 @@ class Client:
     @functools.cached_property
     def provisioner(self) -> Provisioner:
         """Return the provisioner of the configured cluster."""
-        context = ClusterContext(self.config.cluster_url, self.store, self.config.home)
-        return open_cluster(context)
+        return open_cluster(ClusterContext.from_config(self.config, self.store))
 
     def upload(
         self, inputs: Sequence[LocalInput]

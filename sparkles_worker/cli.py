@@ -15,6 +15,7 @@ import click
 from sparkles_cas.errors import StorageError
 from sparkles_core.errors import SparklesError
 from sparkles_core.plugins import open_storage, open_store
+from sparkles_worker.container import RUNTIMES, node_has_gpus
 from sparkles_worker.loop import PREEMPTED, Worker, WorkerOptions
 
 __all__ = ["main"]
@@ -55,6 +56,12 @@ def main(debug: bool) -> None:
 @click.option("--linger", default=10.0, show_default=True, help="Idle time to exit, s.")
 @click.option("--log-interval", default=5.0, show_default=True, help="Log upload, s.")
 @click.option("--max-tasks", type=int, default=None, help="Exit after this many.")
+@click.option(
+    "--container-runtime",
+    type=click.Choice(RUNTIMES),
+    default=None,
+    help="Run tasks whose job names an image in a container (default: none).",
+)
 def consume(
     store_url: str,
     storage_url: str,
@@ -66,6 +73,7 @@ def consume(
     linger: float,
     log_interval: float,
     max_tasks: int | None,
+    container_runtime: str | None,
 ) -> None:
     """Claim and run the cluster's tasks until idle for LINGER seconds.
 
@@ -81,6 +89,8 @@ def consume(
         linger_s=linger,
         log_interval_s=log_interval,
         max_tasks=max_tasks,
+        container_runtime=container_runtime,
+        gpus=container_runtime is not None and node_has_gpus(),
     )
     try:
         worker = Worker(open_store(store_url), open_storage(storage_url), options)

@@ -3,7 +3,8 @@
 The command runs as ``/bin/sh -c`` in its own process group, with stdout and
 stderr merged into the attempt's log file. Stopping it (timeout, lost lease,
 SIGTERM) signals the whole group, so a pipeline or a background child does
-not outlive the task.
+not outlive the task. A command that runs elsewhere (in a container) passes
+a signaller that forwards each stop signal to where it really runs.
 """
 
 from __future__ import annotations
@@ -16,17 +17,21 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sparkles_core.models import ResourceUsage
 
-__all__ = ["Outcome", "Running", "start"]
+__all__ = ["Outcome", "Running", "Signaller", "spawn", "start"]
 
 logger = logging.getLogger(__name__)
 
 # How long a stopped command gets between SIGTERM and SIGKILL.
 KILL_GRACE_S = 5.0
+
+# Forwards a stop signal to where the command really runs.
+Signaller = Callable[[signal.Signals], None]
 
 
 @dataclass
@@ -48,6 +53,7 @@ class Running:
     proc: subprocess.Popen[bytes]
     started: float
     timeout: float | None
+    signaller: Signaller | None = None
     _stop_reason: str | None = None
     _kill_timer: threading.Timer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -59,10 +65,8 @@ class Running:
                 return
             self._stop_reason = reason
         logger.info("Command pid %d: stopping (%s)", self.proc.pid, reason)
-        _signal_group(self.proc.pid, signal.SIGTERM)
-        self._kill_timer = threading.Timer(
-            KILL_GRACE_S, _signal_group, (self.proc.pid, signal.SIGKILL)
-        )
+        self._send(signal.SIGTERM)
+        self._kill_timer = threading.Timer(KILL_GRACE_S, self._send, (signal.SIGKILL,))
         self._kill_timer.daemon = True
         self._kill_timer.start()
 
@@ -84,8 +88,16 @@ class Running:
         # Anything the command left in its group goes with it. The group id
         # cannot be reused yet: its leader was only just reaped.
         _signal_group(self.proc.pid, signal.SIGKILL)
+        if self._stop_reason is not None and self.signaller is not None:
+            self.signaller(signal.SIGKILL)  # what ran elsewhere may outlive us
         self.proc.returncode = os.waitstatus_to_exitcode(status)
         return self._outcome(status, rusage)
+
+    def _send(self, signum: signal.Signals) -> None:
+        _signal_group(self.proc.pid, signum)
+        if self.signaller is not None:
+            # A signaller may run a command; a signal handler must not wait.
+            threading.Thread(target=self.signaller, args=(signum,), daemon=True).start()
 
     def _outcome(self, status: int, rusage: resource.struct_rusage) -> Outcome:
         code = None if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
@@ -108,10 +120,22 @@ def start(
     timeout: float | None,
 ) -> Running:
     """Start ``command`` under ``/bin/sh -c`` with its output in ``log_path``."""
-    logger.debug("Running %r in %s", command, cwd)
+    return spawn(["/bin/sh", "-c", command], cwd, log_path, env, timeout)
+
+
+def spawn(
+    argv: list[str],
+    cwd: Path,
+    log_path: Path,
+    env: dict[str, str],
+    timeout: float | None,
+    signaller: Signaller | None = None,
+) -> Running:
+    """Start ``argv`` in its own process group with its output in ``log_path``."""
+    logger.debug("Running %r in %s", argv, cwd)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            ["/bin/sh", "-c", command],
+            argv,
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -119,7 +143,7 @@ def start(
             stderr=subprocess.STDOUT,
             process_group=0,
         )
-    return Running(proc, time.time(), timeout)
+    return Running(proc, time.time(), timeout, signaller)
 
 
 def _signal_group(pgid: int, signum: signal.Signals) -> None:

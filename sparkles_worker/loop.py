@@ -13,6 +13,10 @@ more than a trivial command does.
 A SIGTERM (a spot VM's preemption notice, or the local cluster shutting
 down) stops the command, hands the task back as pending with reason
 ``preempted``, and ends the loop.
+
+With a container runtime, a task whose job names an image runs in that
+image (see :mod:`sparkles_worker.container`); any other task runs in the
+worker's own environment.
 """
 
 from __future__ import annotations
@@ -31,11 +35,11 @@ from sparkles_cas.errors import StorageError
 from sparkles_cas.nodecache import NodeCache
 from sparkles_cas.storage import ObjectStorage
 from sparkles_core import layout
-from sparkles_core.errors import SparklesError
+from sparkles_core.errors import SparklesError, TaskRunError
 from sparkles_core.models import Task, TaskResult
 from sparkles_core.plugins import plugin_manager
 from sparkles_core.store.base import Completion, Store
-from sparkles_worker import execute
+from sparkles_worker import container, execute
 from sparkles_worker.heartbeat import Heartbeat, Watched
 from sparkles_worker.outputs import collect_outputs, upload_outputs
 from sparkles_worker.staging import Staged, stage
@@ -62,6 +66,8 @@ class WorkerOptions:
     max_poll_s: float = 1.0
     log_interval_s: float = 5.0
     max_tasks: int | None = None
+    container_runtime: str | None = None
+    gpus: bool = False
 
 
 class Worker:
@@ -77,6 +83,7 @@ class Worker:
         self._heartbeat = Heartbeat(
             store, storage, options.node_id, options.lease_s, options.log_interval_s
         )
+        self._images: dict[str, str | None] = {}
         self.tasks_done = 0
 
     def request_stop(self, reason: str) -> None:
@@ -153,17 +160,7 @@ class Worker:
     def _execute(
         self, task: Task, root: Path, log_path: Path, log_key: str
     ) -> tuple[execute.Outcome, Watched]:
-        env = {
-            **os.environ,
-            **task.spec.env,
-            "SPARKLES_TASK_ID": task.id,
-            "SPARKLES_JOB_ID": task.job_id,
-            "SPARKLES_ATTEMPT": str(task.attempt),
-        }
-        cwd = root / task.spec.working_dir
-        running = execute.start(
-            task.spec.shell_command, cwd, log_path, env, task.spec.timeout
-        )
+        running = self._start(task, root, log_path)
         self._running = running
         if self._stop_reason is not None:  # a SIGTERM raced the start
             running.stop(self._stop_reason)
@@ -175,6 +172,46 @@ class Worker:
             self._running = None
             self._heartbeat.unwatch()
         return outcome, watched
+
+    def _start(self, task: Task, root: Path, log_path: Path) -> execute.Running:
+        env = {
+            **task.spec.env,
+            "SPARKLES_TASK_ID": task.id,
+            "SPARKLES_JOB_ID": task.job_id,
+            "SPARKLES_ATTEMPT": str(task.attempt),
+        }
+        cwd = root / task.spec.working_dir
+        image = self._image_of(task)
+        if image is None:
+            command = task.spec.shell_command
+            env = {**os.environ, **env}
+            return execute.start(command, cwd, log_path, env, task.spec.timeout)
+        run = container.ContainerRun(
+            image=image,
+            command=task.spec.shell_command,
+            folder=root,
+            cwd=cwd,
+            env=env,
+            name=container.container_name(task.id, task.attempt),
+            gpus=self._options.gpus,
+            runtime=self._options.container_runtime or "docker",
+        )
+        return container.start(run, task.id, log_path, task.spec.timeout)
+
+    def _image_of(self, task: Task) -> str | None:
+        """Return the image the task runs in, or None for this environment."""
+        if self._options.container_runtime is None:
+            return None
+        if task.job_id not in self._images:
+            job = self._store.get_job(task.job_id)
+            if job is None:
+                raise TaskRunError(
+                    f"Task {task.id}: its job {task.job_id!r} is gone, so its "
+                    "image is unknown; resubmit the job.",
+                    task.id,
+                )
+            self._images[task.job_id] = job.image
+        return self._images[task.job_id]
 
     def _report(
         self,

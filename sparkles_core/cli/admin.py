@@ -195,8 +195,7 @@ class _ClusterProbe:
         from sparkles_core.models import NodeClass, TaskSpec
         from sparkles_core.plugins import open_cluster
 
-        context = ClusterContext(self.config.cluster_url, self.store, self.config.home)
-        provisioner = open_cluster(context)
+        provisioner = open_cluster(ClusterContext.from_config(self.config, self.store))
         try:
             self.store.create_job(_probe_job(self.job_id), [TaskSpec(command="true")])
             [node] = provisioner.add_nodes(self._launch(), 1, NodeClass.STANDARD)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sparkles_core.cli import admin, inspect, manage, submit, summary, watch
+from sparkles_core.cli import admin, inspect, manage, setup, submit, summary, watch
 
 __all__ = ["ALL"]
 
@@ -23,4 +23,5 @@ ALL: list[click.Command] = [
     summary.summarize,
     summary.summarize_job_metrics,
     admin.validate,
+    setup.setup,
 ]

@@ -11,9 +11,13 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sparkles_core.models import MachineSpec, NodeClass, NodeReq
 from sparkles_core.store.base import Store
+
+if TYPE_CHECKING:
+    from sparkles_core.config import Config
 
 __all__ = ["ClusterContext", "Provisioner", "WorkerLaunch"]
 
@@ -25,6 +29,19 @@ class ClusterContext:
     cluster_url: str
     store: Store
     home: Path
+    worker_image: str | None = None
+    service_account_key: Path | None = None
+
+    @classmethod
+    def from_config(cls, config: Config, store: Store) -> ClusterContext:
+        """Return the context for the configured cluster."""
+        return cls(
+            config.cluster_url,
+            store,
+            config.home,
+            config.sparklesworker_image,
+            config.service_account_key,
+        )
 
 
 @dataclass(frozen=True)

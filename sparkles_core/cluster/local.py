@@ -187,7 +187,9 @@ def _kill_tree(pid: int) -> None:
     """SIGKILL a worker and every process it started."""
     try:
         parent = psutil.Process(pid)
-        family = [*parent.children(recursive=True), parent]
+        # The worker goes first: were its command killed first, it could
+        # still record the kill as the task's result.
+        family = [parent, *parent.children(recursive=True)]
     except psutil.NoSuchProcess:
         return
     for process in family:

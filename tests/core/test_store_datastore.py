@@ -65,6 +65,9 @@ def test_missing_google_client_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "google.cloud.datastore", None)
+    # An earlier test may have imported it already: hide that too.
+    if "google.cloud" in sys.modules:
+        monkeypatch.delattr(sys.modules["google.cloud"], "datastore", raising=False)
 
     with pytest.raises(BackendError) as caught:
         DatastoreStore.from_url("datastore://proj")
