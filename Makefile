@@ -13,7 +13,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	# compat mode puts the checkout on sys.path, so Snakemake's plugin scan
+	# (pkgutil.iter_modules) finds snakemake_executor_plugin_sparkles.
+	$(BIN)/pip install --quiet -e '.[test]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 example: $(STAMP)

@@ -98,7 +98,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run when tests were skipped but every test must run."""
     if _SKIPPED and os.environ.get("SPARKLES_REQUIRE_EMULATORS") == "1":
-        print(  # noqa: T201 - pytest output, not library code
+        print(
             f"\nFAIL: {len(_SKIPPED)} tests were skipped, and in CI every "
             "test must run:\n  " + "\n  ".join(_SKIPPED[:20])
         )

@@ -1,0 +1,181 @@
+"""The Sparkles side of one workflow run, apart from Snakemake's executor API.
+
+A :class:`WorkflowRun` owns the one :class:`~sparkles_core.client.Client`
+of the run, the cluster monitor and the record of submitted jobs. The
+executor calls it with Snakemake jobs and gets back plain values, which
+keeps this logic typed (the executor's base class is not) and testable.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from snakemake_interface_common.exceptions import WorkflowError
+
+from snakemake_executor_plugin_sparkles.config import load_plugin_config
+from snakemake_executor_plugin_sparkles.files import job_files
+from snakemake_executor_plugin_sparkles.machines import PreemptionPolicy
+from snakemake_executor_plugin_sparkles.monitor import ClusterMonitor
+from snakemake_executor_plugin_sparkles.results import (
+    describe_failure,
+    fetch_failure_logs,
+    fetch_products,
+)
+from snakemake_executor_plugin_sparkles.settings import ExecutorSettings
+from snakemake_executor_plugin_sparkles.staging import Stager, guarded
+from snakemake_executor_plugin_sparkles.submission import (
+    RunContext,
+    build_job_spec,
+    new_run_id,
+)
+from snakemake_executor_plugin_sparkles.tracking import RunJobs, Submission
+from sparkles_cas.cas import UploadReport
+from sparkles_core.client import Client
+from sparkles_core.models import JobStatus, Task, TaskStatus
+from sparkles_core.submit import store_job
+
+__all__ = ["Submitted", "WorkflowRun"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What submitting one Snakemake job did."""
+
+    task_id: str
+    cluster: str
+    report: UploadReport
+
+
+class WorkflowRun:
+    """Submit a run's jobs, follow their tasks and tear down their clusters."""
+
+    def __init__(
+        self, settings: ExecutorSettings, workflow: Any, workdir: Path
+    ) -> None:
+        config = load_plugin_config(settings)
+        self.client = guarded("open the store", lambda: Client(config))
+        self.run_id = new_run_id()
+        self.workdir = workdir
+        self.context = RunContext(
+            run_id=self.run_id,
+            base_machine=config.machine_spec(),
+            image=config.default_image,
+            nodes=settings.nodes,
+            policy=preemption_policy(workflow, config.preemptible),
+        )
+        self._keep_cluster = settings.keep_cluster
+        self._stager = Stager(self.client, workflow, workdir)
+        self._monitor = ClusterMonitor(self.client, settings.nodes)
+        self._jobs = RunJobs(self.run_id)
+        self._closed = False
+
+    @property
+    def is_local(self) -> bool:
+        """Return True when nodes are processes on this machine."""
+        return self.client.config.cluster_url == "local"
+
+    def submit(self, job: Any, command: str, env: dict[str, str]) -> Submitted:
+        """Upload the job's files and store it as a one-task Sparkles job."""
+        files = job_files(job, self.workdir)
+        downloads, report = self._stager.stage(files)
+        job_id = self._jobs.new_job_id(job.name)
+        spec = build_job_spec(job, job_id, command, env, downloads, files, self.context)
+        stored = guarded(
+            f"submit job {job_id}",
+            lambda: store_job(self.client.store, job_id, spec, self.run_id),
+        )
+        self._monitor.watch(stored)
+        submission = Submission(job_id, f"{job_id}.1", files)
+        self._jobs.add(submission)
+        return Submitted(submission.task_id, stored.cluster, report)
+
+    def tasks(self, task_ids: list[str]) -> dict[str, Task]:
+        """Return the tasks by id, read in one store query."""
+        tasks = guarded(
+            "read task status", lambda: self.client.store.get_tasks(task_ids)
+        )
+        return {task.id: task for task in tasks}
+
+    def collect_success(self, task: Task) -> int:
+        """Fetch a succeeded task's products; return how many files came."""
+        submission = self._finish(task, JobStatus.COMPLETE)
+        return guarded(
+            f"fetch the outputs of task {task.id}",
+            lambda: fetch_products(self.client, task, submission.files, self.workdir),
+        )
+
+    def collect_failure(self, task: Task) -> tuple[str, Path]:
+        """Fetch a failed task's logs; return what happened and the log's path."""
+        submission = self._finish(task, JobStatus.FAILED)
+        log = guarded(
+            f"fetch the log of task {task.id}",
+            lambda: fetch_failure_logs(
+                self.client, task, submission.files, self.workdir
+            ),
+        )
+        return describe_failure(task), log
+
+    def _finish(self, task: Task, status: JobStatus) -> Submission:
+        """Forget the task's submission and record how its job ended."""
+        submission = self._jobs.pop(task.id)
+        if submission is None:
+            raise WorkflowError(f"Sparkles task {task.id!r} was reported twice.")
+        if task.status is not TaskStatus.KILLED:
+            guarded(
+                f"record the end of job {task.job_id}",
+                lambda: self.client.store.set_job_status(task.job_id, status),
+            )
+        return submission
+
+    def forget(self, task_id: str) -> None:
+        """Stop following a task that is gone from the store."""
+        self._jobs.pop(task_id)
+
+    def cancel(self, task_ids: list[str]) -> None:
+        """Kill the jobs of these tasks; their nodes stop at :meth:`close`."""
+        for task_id in task_ids:
+            submission = self._jobs.pop(task_id)
+            if submission is not None:
+                self._kill(submission.job_id)
+
+    def close(self) -> None:
+        """Kill what is left of the run and stop its clusters, once."""
+        if self._closed:
+            return
+        self._closed = True
+        self._monitor.stop()
+        try:
+            leftovers = guarded(
+                "read task status", lambda: self._jobs.unfinished(self.client.store)
+            )
+            for job_id in leftovers:
+                self._kill(job_id)
+        finally:
+            if self._keep_cluster:
+                logger.info("Run %s: nodes left to linger", self.run_id)
+            else:
+                self._monitor.stop_clusters()
+            self.client.close()
+
+    def _kill(self, job_id: str) -> None:
+        killed = guarded(
+            f"kill job {job_id}", lambda: self.client.store.kill_job(job_id)
+        )
+        logger.info("Job %s: killed, %d tasks stopped", job_id, killed)
+
+
+def preemption_policy(workflow: Any, default: bool) -> PreemptionPolicy:
+    """Return the policy that --preemptible-rules and -retries describe."""
+    remote = workflow.remote_execution_settings
+    rules = getattr(remote, "preemptible_rules", None)
+    return PreemptionPolicy(
+        rules=frozenset(getattr(rules, "rules", ()) or ()),
+        all_rules=bool(getattr(rules, "all", False)),
+        retries=getattr(remote, "preemptible_retries", None),
+        default=default,
+    )

@@ -1,0 +1,128 @@
+"""Fixtures for the Snakemake plugin: the real ``snakemake`` CLI, workers, store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from sparkles_core.config import load_config
+from sparkles_core.models import Job, Task, TaskResult
+from sparkles_core.plugins import open_storage
+from sparkles_core.store.sqlite import SQLiteStore
+
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+EXAMPLES = Path(__file__).parents[2] / "example_workflows"
+
+# A loaded two-core machine may need a minute for a few Snakemake start-ups.
+RUN_TIMEOUT_S = 240
+
+RunSnakemake = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def write_snakefile(folder: Path, text: str) -> Path:
+    """Write a Snakefile (dedented) into ``folder`` and return its path."""
+    path = folder / "Snakefile"
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+def snakemake_argv(*args: str) -> list[str]:
+    """Return the command line of a Sparkles run of the current folder."""
+    return [SNAKEMAKE, "--executor", "sparkles", "--jobs", "4", "--nocolor", *args]
+
+
+@pytest.fixture
+def run_snakemake(checked_home: Path) -> RunSnakemake:
+    """Return a function that runs snakemake in the current folder."""
+
+    def run(
+        *args: str, env: dict[str, str] | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            snakemake_argv(*args),
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+            env={**os.environ, **(env or {})},
+        )
+        if check and result.returncode != 0:
+            pytest.fail(f"snakemake failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    return run
+
+
+def worker_processes(home: Path) -> list[psutil.Process]:
+    """Return the live worker processes that use the state folder ``home``."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if "sparkles_worker" in cmdline and str(home) in cmdline:
+            found.append(process)
+    return found
+
+
+@pytest.fixture
+def checked_home(home: Path) -> Iterator[Path]:
+    """Yield the state folder; fail if a worker process outlives the test."""
+    yield home
+    stray = worker_processes(home)
+    for process in stray:
+        process.kill()
+    assert not stray, f"worker processes left running: {stray}"
+
+
+class StoreView:
+    """Read-only access to the jobs and tasks a run left in the store."""
+
+    def __init__(self) -> None:
+        config = load_config()
+        self._store = SQLiteStore.from_url(config.store_url)
+        self._storage = open_storage(config.storage_url)
+
+    def jobs(self) -> list[Job]:
+        """Return every job, oldest first."""
+        return self._store.list_jobs()
+
+    def tasks(self) -> list[Task]:
+        """Return every task of every job."""
+        return [task for job in self.jobs() for task in self._store.list_tasks(job.id)]
+
+    def log(self, task: Task) -> str:
+        """Return the merged output of the task's last attempt."""
+        assert task.log_key is not None, f"task {task.id} has no log"
+        return self._storage.get_bytes(task.log_key).decode()
+
+    def outputs(self, task: Task) -> list[str]:
+        """Return the paths of the files the task's last attempt uploaded."""
+        assert task.result_key is not None, f"task {task.id} has no result"
+        data = self._storage.get_bytes(task.result_key)
+        return [output.path for output in TaskResult.model_validate_json(data).outputs]
+
+    def close(self) -> None:
+        """Close the store."""
+        self._store.close()
+
+
+OpenStore = Callable[[], StoreView]
+
+
+@pytest.fixture
+def stored(home: Path) -> Iterator[OpenStore]:
+    """Yield a function that opens the run's store (after a run made it)."""
+    views: list[StoreView] = []
+
+    def open_view() -> StoreView:
+        views.append(StoreView())
+        return views[-1]
+
+    yield open_view
+    for view in views:
+        view.close()

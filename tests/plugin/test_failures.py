@@ -1,0 +1,118 @@
+"""Failed jobs and interrupted workflows: logs shown, nothing left running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from sparkles_core.models import TaskStatus
+from tests.conftest import wait_for
+from tests.plugin.conftest import (
+    RUN_TIMEOUT_S,
+    OpenStore,
+    RunSnakemake,
+    snakemake_argv,
+    worker_processes,
+    write_snakefile,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def test_failing_rule_shows_its_log_and_stops_the_workers(
+    run_snakemake: RunSnakemake, stored: OpenStore, checked_home: Path
+) -> None:
+    write_snakefile(
+        Path.cwd(),
+        """
+        rule all:
+            input: "never.txt"
+
+        rule fail:
+            output: "never.txt"
+            log: "logs/fail.log"
+            shell: "(echo 'the-rule-says-why' >&2; exit 3) 2> {log}"
+        """,
+    )
+
+    result = run_snakemake("--show-failed-logs", check=False)
+
+    assert result.returncode != 0
+    assert "the-rule-says-why" in result.stderr
+    assert "exited with status 1" in result.stderr
+    assert Path("logs/fail.log").read_text() == "the-rule-says-why\n"
+    assert not Path("never.txt").exists()
+    (task,) = stored().tasks()
+    assert task.status is TaskStatus.COMPLETE
+    assert task.id in result.stderr
+    assert not worker_processes(checked_home)
+
+
+def test_task_output_is_kept_when_the_rule_has_no_log(
+    run_snakemake: RunSnakemake,
+) -> None:
+    write_snakefile(
+        Path.cwd(),
+        """
+        rule fail:
+            output: "never.txt"
+            shell: "echo 'said-on-stdout'; exit 7"
+        """,
+    )
+
+    result = run_snakemake("--show-failed-logs", check=False)
+
+    assert result.returncode != 0
+    (saved,) = Path(".snakemake/sparkles/logs").iterdir()
+    assert "said-on-stdout" in saved.read_text()
+    assert "said-on-stdout" in result.stderr
+
+
+def test_sigint_kills_tasks_and_stops_workers(
+    checked_home: Path, stored: OpenStore
+) -> None:
+    write_snakefile(
+        Path.cwd(),
+        """
+        rule all:
+            input: expand("slept/{n}.txt", n=range(6))
+
+        rule nap:
+            output: "slept/{n}.txt"
+            shell: "sleep 120 && touch {output}"
+        """,
+    )
+    process = subprocess.Popen(
+        snakemake_argv(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ),
+    )
+    try:
+        wait_for(lambda: _claimed_tasks(stored) >= 2, timeout=RUN_TIMEOUT_S)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=RUN_TIMEOUT_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert process.returncode != 0
+    statuses = {task.status for task in stored().tasks()}
+    assert statuses == {TaskStatus.KILLED}
+    assert not worker_processes(checked_home)
+    assert not list(Path("slept").glob("*.txt"))
+
+
+def _claimed_tasks(stored: OpenStore) -> int:
+    """Return how many tasks are claimed, once the store exists."""
+    if not (Path(os.environ["SPARKLES_HOME"]) / "store.db").exists():
+        return 0
+    time.sleep(0.2)
+    tasks = stored().tasks()
+    return sum(1 for task in tasks if task.status is TaskStatus.CLAIMED)

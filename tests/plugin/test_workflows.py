@@ -1,0 +1,202 @@
+"""Snakemake features that depend on how files move, through the real CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.plugin.conftest import OpenStore, RunSnakemake, write_snakefile
+
+pytestmark = pytest.mark.slow
+
+
+def test_temp_output_is_used_then_removed_and_benchmark_fetched(
+    run_snakemake: RunSnakemake,
+) -> None:
+    write_snakefile(
+        Path.cwd(),
+        """
+        rule all:
+            input: "final.txt"
+
+        rule make:
+            output: temp("middle.txt")
+            shell: "echo made > {output}"
+
+        rule use:
+            input: "middle.txt"
+            output: "final.txt"
+            benchmark: "benchmarks/use.tsv"
+            shell: "tr a-z A-Z < {input} > {output}"
+        """,
+    )
+
+    run_snakemake()
+
+    assert Path("final.txt").read_text() == "MADE\n"
+    assert not Path("middle.txt").exists()
+    assert Path("benchmarks/use.tsv").read_text().startswith("s\th:m:s")
+
+
+def test_directory_outputs_come_back_whole(run_snakemake: RunSnakemake) -> None:
+    write_snakefile(
+        Path.cwd(),
+        """
+        rule all:
+            input: "listing.txt", "empty"
+
+        rule fill:
+            output: directory("tree")
+            shell:
+                "mkdir -p {output}/a/b"
+                " && echo 1 > {output}/a/one && echo 2 > {output}/a/b/two"
+
+        rule nothing:
+            output: directory("empty")
+            shell: "mkdir -p {output}"
+
+        rule list:
+            input: "tree"
+            output: "listing.txt"
+            shell: "cd {input} && find . -type f | sort > ../{output}"
+        """,
+    )
+
+    run_snakemake()
+
+    assert Path("tree/a/b/two").read_text() == "2\n"
+    assert Path("empty").is_dir()
+    listing = Path("listing.txt").read_text().split()
+    assert listing == ["./.snakemake_timestamp", "./a/b/two", "./a/one"]
+
+
+def test_group_runs_as_one_task(run_snakemake: RunSnakemake, stored: OpenStore) -> None:
+    write_snakefile(
+        Path.cwd(),
+        """
+        rule all:
+            input: "b.txt"
+
+        rule a:
+            output: "a.txt"
+            group: "pair"
+            shell: "echo a > {output}"
+
+        rule b:
+            input: "a.txt"
+            output: "b.txt"
+            group: "pair"
+            shell: "cat {input} > {output} && echo b >> {output}"
+        """,
+    )
+
+    run_snakemake()
+
+    assert Path("a.txt").read_text() == "a\n"
+    assert Path("b.txt").read_text() == "a\nb\n"
+    (job,) = stored().jobs()
+    assert job.task_count == 1
+
+
+def test_group_internal_temp_file_never_comes_back(
+    run_snakemake: RunSnakemake, stored: OpenStore
+) -> None:
+    write_snakefile(
+        Path.cwd(),
+        """
+        rule all:
+            input: "final.txt"
+
+        rule make:
+            output: temp("scratch.txt")
+            group: "inside"
+            shell: "echo scratch > {output}"
+
+        rule use:
+            input: "scratch.txt"
+            output: "final.txt"
+            group: "inside"
+            shell: "wc -c < {input} > {output}"
+        """,
+    )
+
+    run_snakemake()
+
+    assert Path("final.txt").read_text().strip() == "8"
+    assert not Path("scratch.txt").exists()
+    view = stored()
+    (task,) = view.tasks()
+    assert view.outputs(task) == ["final.txt"]
+
+
+def test_file_names_with_spaces(run_snakemake: RunSnakemake) -> None:
+    Path("my input.txt").write_text("spaced out\n")
+    write_snakefile(
+        Path.cwd(),
+        """
+        rule all:
+            input: "out dir/my output.txt"
+
+        rule copy:
+            input: "my input.txt"
+            output: "out dir/my output.txt"
+            shell: "cp '{input}' '{output}'"
+        """,
+    )
+
+    run_snakemake()
+
+    assert Path("out dir/my output.txt").read_text() == "spaced out\n"
+
+
+def test_declared_envvars_reach_the_job_but_not_its_command(
+    run_snakemake: RunSnakemake, stored: OpenStore
+) -> None:
+    write_snakefile(
+        Path.cwd(),
+        """
+        envvars: "SPARKLES_TEST_TOKEN"
+
+        rule all:
+            input: "token.txt"
+
+        rule show:
+            output: "token.txt"
+            shell: "echo $SPARKLES_TEST_TOKEN > {output}"
+        """,
+    )
+
+    run_snakemake(env={"SPARKLES_TEST_TOKEN": "s3cret-value"})
+
+    assert Path("token.txt").read_text() == "s3cret-value\n"
+    (task,) = stored().tasks()
+    assert "s3cret-value" not in task.spec.shell_command
+    assert task.spec.env["SPARKLES_TEST_TOKEN"] == "s3cret-value"
+
+
+def test_retries_use_attempt_dependent_resources(
+    run_snakemake: RunSnakemake, stored: OpenStore
+) -> None:
+    write_snakefile(
+        Path.cwd(),
+        """
+        rule all:
+            input: "memory.txt"
+
+        rule grow:
+            output: "memory.txt"
+            resources: mem_mb=lambda wildcards, attempt: 1000 * attempt
+            shell:
+                "test {resources.mem_mb} -ge 2000"
+                " && echo {resources.mem_mb} > {output}"
+        """,
+    )
+
+    run_snakemake("--retries", "1")
+
+    assert Path("memory.txt").read_text() == "2000\n"
+    first, second = stored().jobs()
+    assert (first.machine.memory_mb, second.machine.memory_mb) == (1000, 2000)
+    assert first.cluster != second.cluster
+    assert second.labels["snakemake-attempt"] == "2"
