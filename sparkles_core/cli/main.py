@@ -16,7 +16,7 @@ from rich.console import Console
 
 from sparkles_core.cli.context import CliContext
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "describe_error", "main"]
 
 EXIT_ERROR = 2
 
@@ -58,8 +58,11 @@ def cli(
 ) -> None:
     """Run batch jobs on a fleet of workers, or on this machine by default."""
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
-    state = CliContext(config_file, overrides, debug)
-    ctx.obj = state
+    # main() passes its own CliContext in, so that once a command fails it
+    # knows whether --debug was given on this command line (and not inside
+    # a task's command, which also ends up in sys.argv).
+    state = ctx.ensure_object(CliContext)
+    state.config_file, state.overrides, state.debug = config_file, overrides, debug
     ctx.call_on_close(state.close)
 
 
@@ -76,25 +79,53 @@ def main() -> None:
     from sparkles_core.errors import SparklesError
 
     _register()
+    state = CliContext()
     try:
-        code = cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False, obj=state)
     except click.exceptions.Abort:
         Console(stderr=True).print("Interrupted.", style="red")
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except (SparklesError, StorageError) as exc:
-        if "--debug" in sys.argv:
+    except (SparklesError, StorageError, OSError) as exc:
+        if state.debug:
             raise
-        Console(stderr=True).print(
-            f"sparkles: error: {exc}",
-            style="red",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
+        _print_error(describe_error(exc))
         sys.exit(EXIT_ERROR)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def describe_error(exc: Exception) -> str:
+    """Return the one line that tells the user what went wrong."""
+    from sparkles_core.errors import SparklesError
+
+    if isinstance(exc, SparklesError) or not isinstance(exc, OSError):
+        return str(exc)
+    if exc.filename is None:
+        return f"{exc.strerror or exc}; run again with --debug to see where."
+    path = str(exc.filename)
+    advice = _OS_ADVICE.get(type(exc), "check the path and try again")
+    return f"{exc.strerror}: {path!r}; {advice}."
+
+
+# What to do about the local file errors a command can meet.
+_OS_ADVICE: dict[type[OSError], str] = {
+    FileExistsError: "a file is in the way; move it or choose another path",
+    NotADirectoryError: "a file stands where a folder is needed; choose another path",
+    IsADirectoryError: "a folder stands where a file is needed; choose another path",
+    FileNotFoundError: "check that the path exists",
+    PermissionError: "check its permissions or choose another path",
+}
+
+
+def _print_error(text: str) -> None:
+    Console(stderr=True).print(
+        f"sparkles: error: {text}",
+        style="red",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
