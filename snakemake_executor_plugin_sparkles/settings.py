@@ -4,8 +4,10 @@
 """The ``--sparkles-*`` options and the settings Snakemake needs from the plugin.
 
 Snakemake turns each field of :class:`ExecutorSettings` into a command-line
-option (``nodes`` becomes ``--sparkles-nodes``) and, where the field says
-``env_var``, also reads ``SNAKEMAKE_SPARKLES_<FIELD>`` from the environment.
+option (``nodes`` becomes ``--sparkles-nodes``) and, since every field says
+``env_var``, also reads ``SNAKEMAKE_SPARKLES_<FIELD>`` from the environment
+(``SNAKEMAKE_SPARKLES_NODES``, ``SNAKEMAKE_SPARKLES_KEEP_CLUSTER=yes``); the
+option wins when both are given.
 It reads the field types at run time to parse the values, which is why this
 module keeps real annotations (no ``from __future__ import annotations``)
 and spells optional fields ``Optional[...]``.
@@ -60,6 +62,7 @@ class ExecutorSettings(ExecutorSettingsBase):
         metadata={
             "help": "Most nodes (workers) to run at once for each cluster; "
             "jobs with different needs use different clusters.",
+            "env_var": True,
         },
     )
     machine_type: Optional[str] = field(
@@ -67,6 +70,7 @@ class ExecutorSettings(ExecutorSettingsBase):
         metadata={
             "help": "Machine type of nodes for rules that do not set the "
             "machine_type resource. Default: the config's machine_type.",
+            "env_var": True,
         },
     )
     image: Optional[str] = field(
@@ -75,6 +79,7 @@ class ExecutorSettings(ExecutorSettingsBase):
             "help": "Container image that runs each job. It must hold Snakemake "
             "and the workflow's software. Default: the config's default_image, "
             "else the nodes' own environment.",
+            "env_var": True,
         },
     )
     preemptible: Optional[bool] = field(
@@ -85,6 +90,7 @@ class ExecutorSettings(ExecutorSettingsBase):
             "Default: the config's preemptible.",
             "type": parse_flag,
             "metavar": "yes|no",
+            "env_var": True,
         },
     )
     linger: Optional[float] = field(
@@ -92,6 +98,7 @@ class ExecutorSettings(ExecutorSettingsBase):
         metadata={
             "help": "Seconds an idle node waits for more jobs before it stops. "
             "Default: the config's worker_linger.",
+            "env_var": True,
         },
     )
     keep_cluster: bool = field(
@@ -99,6 +106,7 @@ class ExecutorSettings(ExecutorSettingsBase):
         metadata={
             "help": "Leave the nodes running when the workflow ends, to be "
             "reused by the next run on the same machines until they linger out.",
+            "env_var": True,
         },
     )
     store: Optional[str] = field(
@@ -131,6 +139,7 @@ class ExecutorSettings(ExecutorSettingsBase):
             "help": "Seconds between two status checks of the running jobs "
             "(one store query each). Default: 0.2 with local nodes, else "
             "--seconds-between-status-checks.",
+            "env_var": True,
         },
     )
 

@@ -12,6 +12,7 @@ from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
 from snakemake_executor_plugin_sparkles import ExecutorSettings, common_settings
 from snakemake_executor_plugin_sparkles.config import load_plugin_config
 from snakemake_executor_plugin_sparkles.settings import parse_flag
+from tests.plugin.conftest import OpenStore, RunSnakemake, write_snakefile
 
 
 def parse(*argv: str) -> ExecutorSettings:
@@ -40,10 +41,57 @@ def test_options_parse_into_typed_settings() -> None:
     assert settings.config_file == Path("conf/.sparkles")
 
 
-def test_urls_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SNAKEMAKE_SPARKLES_STORE", "sqlite:///tmp/elsewhere.db")
+ENVIRONMENT_CASES = [
+    ("config_file", "conf/.sparkles", Path("conf/.sparkles")),
+    ("nodes", "7", 7),
+    ("machine_type", "n2-highmem-4", "n2-highmem-4"),
+    ("image", "us-docker.pkg.dev/p/r/img:1", "us-docker.pkg.dev/p/r/img:1"),
+    ("preemptible", "no", False),
+    ("linger", "2.5", 2.5),
+    ("keep_cluster", "yes", True),
+    ("store", "sqlite:///tmp/elsewhere.db", "sqlite:///tmp/elsewhere.db"),
+    ("storage", "file:///tmp/elsewhere", "file:///tmp/elsewhere"),
+    ("cluster", "gce://p/us-east1-b", "gce://p/us-east1-b"),
+    ("status_interval", "0.7", 0.7),
+]
 
-    assert parse().store == "sqlite:///tmp/elsewhere.db"
+
+@pytest.mark.parametrize(
+    ("name", "text", "value"),
+    ENVIRONMENT_CASES,
+    ids=[case[0] for case in ENVIRONMENT_CASES],
+)
+def test_every_setting_is_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, name: str, text: str, value: object
+) -> None:
+    monkeypatch.setenv(f"SNAKEMAKE_SPARKLES_{name.upper()}", text)
+
+    assert getattr(parse(), name) == value
+
+
+def test_environment_cases_cover_every_setting() -> None:
+    plugin = ExecutorPluginRegistry().get_plugin("sparkles")
+
+    info = {item["name"]: item["env_var"] for item in plugin.get_settings_info()}
+
+    assert sorted(info) == sorted(case[0] for case in ENVIRONMENT_CASES)
+    assert info == {name: f"SNAKEMAKE_SPARKLES_{name.upper()}" for name in info}
+
+
+def test_option_wins_over_its_environment_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SNAKEMAKE_SPARKLES_NODES", "3")
+
+    assert parse("--sparkles-nodes=5").nodes == 5
+
+
+def test_false_in_the_environment_leaves_the_cluster_to_stop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SNAKEMAKE_SPARKLES_KEEP_CLUSTER", "false")
+
+    assert parse().keep_cluster is False
 
 
 def test_defaults_need_no_options() -> None:
@@ -93,3 +141,33 @@ def test_bad_config_is_a_workflow_error(home: Path) -> None:
 
     with pytest.raises(WorkflowError, match="no_such_key"):
         load_plugin_config(ExecutorSettings())
+
+
+@pytest.mark.slow
+def test_snakemake_honours_settings_from_the_environment(
+    run_snakemake: RunSnakemake, stored: OpenStore
+) -> None:
+    write_snakefile(
+        Path.cwd(),
+        """
+        rule hello:
+            output: "hello.txt"
+            shell: "echo hello > {output}"
+        """,
+    )
+
+    run_snakemake(
+        env={
+            "SNAKEMAKE_SPARKLES_NODES": "1",
+            "SNAKEMAKE_SPARKLES_MACHINE_TYPE": "n2-highmem-2",
+            "SNAKEMAKE_SPARKLES_PREEMPTIBLE": "no",
+        }
+    )
+
+    (job,) = stored().jobs()
+    assert job.nodes == 1
+    assert (job.machine.machine_type, job.machine.preemptible) == (
+        "n2-highmem-2",
+        False,
+    )
+    assert Path("hello.txt").read_text() == "hello\n"
