@@ -196,7 +196,8 @@ def read_pushes(values: Sequence[str]) -> list[LocalInput]:
 def _list_lines(path: Path) -> list[str]:
     """Return the entries of a list file: one per line, ``#`` starts a comment."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: editors on Windows start UTF-8 files with a BOM.
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise InputError(

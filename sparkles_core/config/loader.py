@@ -100,10 +100,21 @@ def _read_file(path: Path) -> dict[str, Setting]:
     """Return the settings of the ``[config]`` section of ``path``."""
     parser = configparser.ConfigParser(interpolation=None)
     try:
-        with path.open(encoding="utf-8") as stream:
+        # utf-8-sig: editors on Windows start UTF-8 files with a BOM.
+        with path.open(encoding="utf-8-sig") as stream:
             parser.read_file(stream)
-    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
-        raise ConfigError(f"Cannot read config file {str(path)!r}: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot read config file {str(path)!r}: {exc.strerror}; check the "
+            "path and its permissions."
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"Config file {str(path)!r} is not UTF-8 text (byte {exc.start} "
+            "cannot be read); save it as UTF-8."
+        ) from exc
+    except configparser.Error as exc:
+        raise ConfigError(_describe_parse_error(path, exc)) from exc
 
     if not parser.has_section(SECTION):
         raise ConfigError(
@@ -115,6 +126,40 @@ def _read_file(path: Path) -> dict[str, Setting]:
     return {
         key: Setting(value, origin, path.parent) for key, value in parser.items(SECTION)
     }
+
+
+def _describe_parse_error(path: Path, exc: configparser.Error) -> str:
+    """Return one line saying what is wrong in the file and how to fix it."""
+    where = f"Config file {str(path)!r}"
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return (
+            f"{where}, line {exc.lineno}: a setting comes before any section "
+            f"header; add a line '[{SECTION}]' above its keys."
+        )
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return (
+            f"{where}, line {exc.lineno}: key {exc.option!r} is set twice in "
+            f"[{exc.section}]; keep one of them."
+        )
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return (
+            f"{where}, line {exc.lineno}: section [{exc.section}] appears twice; "
+            "merge the two into one."
+        )
+    if isinstance(exc, configparser.ParsingError):
+        lineno = exc.errors[0][0]
+        return (
+            f"{where}, line {lineno}: cannot read {_line(path, lineno)!r}; write "
+            "each setting as key = value."
+        )
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{where} cannot be read: {first}; fix it and try again."
+
+
+def _line(path: Path, lineno: int) -> str:
+    """Return line ``lineno`` (from 1) of a text file, stripped."""
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    return lines[lineno - 1].strip() if 0 < lineno <= len(lines) else ""
 
 
 def _role_variables(env: Mapping[str, str], cwd: Path) -> dict[str, Setting]:

@@ -137,6 +137,18 @@ def test_push_forms_place_files_in_every_task(
     assert "5 files (10 bytes) uploaded out of 5 files (10 bytes)" in result.output
 
 
+def test_upload_list_with_a_bom_is_read(
+    home: Path, client: Client, invoke: Invoke
+) -> None:
+    Path("listed.txt").write_text("listed")
+    Path("inputs.list").write_text("\ufefflisted.txt:in/l.txt\n", encoding="utf-8")
+
+    result = invoke("sub", "--no-wait", "-n", "bom", "-u", "@inputs.list", "true")
+
+    assert result.exit_code == 0, result.output
+    assert list(downloads(client.tasks("bom")[0])) == ["in/l.txt"]
+
+
 def test_caret_tokens_upload_each_tasks_own_file(
     home: Path, client: Client, invoke: Invoke
 ) -> None:
