@@ -69,6 +69,10 @@ class WorkflowRun:
             policy=preemption_policy(workflow, config.preemptible),
         )
         self._keep_cluster = settings.keep_cluster
+        # Each run gets clusters of its own, so stopping them at the end
+        # cannot take nodes from another workflow. Nodes kept for the next
+        # run must be found by it, so then only the needs name the cluster.
+        self._cluster_scope = "" if settings.keep_cluster else self.run_id
         self._stager = Stager(self.client, workflow, workdir)
         self._monitor = ClusterMonitor(self.client, settings.nodes)
         self._jobs = RunJobs(self.run_id)
@@ -87,7 +91,7 @@ class WorkflowRun:
         spec = build_job_spec(job, job_id, command, env, downloads, files, self.context)
         stored = guarded(
             f"submit job {job_id}",
-            lambda: store_job(self.client.store, job_id, spec, self.run_id),
+            lambda: store_job(self.client.store, job_id, spec, self._cluster_scope),
         )
         self._monitor.watch(stored)
         submission = Submission(job_id, f"{job_id}.1", files)

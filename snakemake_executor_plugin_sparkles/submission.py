@@ -7,6 +7,8 @@ products are uploaded when the command ends. Names follow the pattern::
 
     sm-<run id>-<n>-<rule>      job id: n counts this run's submissions
     c-<hash>                    cluster: the machine, image and run id
+                                (no run id with --sparkles-keep-cluster, so
+                                the next run finds the nodes left running)
 """
 
 from __future__ import annotations

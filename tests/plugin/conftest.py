@@ -12,8 +12,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from sparkles_core.client import Client
 from sparkles_core.config import load_config
-from sparkles_core.models import Job, Task, TaskResult
+from sparkles_core.models import Job, NodeReq, Task, TaskResult
 from sparkles_core.plugins import open_storage
 from sparkles_core.store.sqlite import SQLiteStore
 
@@ -79,6 +80,18 @@ def checked_home(home: Path) -> Iterator[Path]:
     assert not stray, f"worker processes left running: {stray}"
 
 
+@pytest.fixture
+def lingering_nodes(checked_home: Path) -> Iterator[Path]:
+    """Yield the state folder; stop every node a run left running, after."""
+    yield checked_home
+    client = Client(load_config())
+    try:
+        for cluster in {node.cluster for node in client.store.list_nodes()}:
+            client.provisioner.stop_cluster(cluster)
+    finally:
+        client.close()
+
+
 class StoreView:
     """Read-only access to the jobs and tasks a run left in the store."""
 
@@ -94,6 +107,10 @@ class StoreView:
     def tasks(self) -> list[Task]:
         """Return every task of every job."""
         return [task for job in self.jobs() for task in self._store.list_tasks(job.id)]
+
+    def nodes(self) -> list[NodeReq]:
+        """Return every node record, of every cluster."""
+        return self._store.list_nodes()
 
     def log(self, task: Task) -> str:
         """Return the merged output of the task's last attempt."""
