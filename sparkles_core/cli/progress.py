@@ -134,10 +134,17 @@ class FailureFeed:
         return len(self._seen)
 
     def poll(self, counts: Mapping[TaskStatus, int]) -> list[Task]:
-        """Return the failed tasks not returned before, scanning when due."""
+        """Return the failed tasks not returned before, scanning when due.
+
+        Once no task is unfinished the scan runs regardless of the interval,
+        so that the last progress line counts every failure.
+        """
         finished = counts.get(TaskStatus.COMPLETE, 0) + counts.get(TaskStatus.FAILED, 0)
+        unfinished = counts.get(TaskStatus.PENDING, 0) + counts.get(
+            TaskStatus.CLAIMED, 0
+        )
         now = time.monotonic()
-        if finished == self._scanned or now < self._next_scan:
+        if finished == self._scanned or (now < self._next_scan and unfinished):
             return []
         self._scanned, self._next_scan = finished, now + self._interval
         statuses = [TaskStatus.COMPLETE, TaskStatus.FAILED]

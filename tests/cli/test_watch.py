@@ -30,10 +30,12 @@ from sparkles_core.models import (
     NodeClass,
     NodeReq,
     NodeStatus,
+    ResourceUsage,
     Task,
     TaskSpec,
     TaskStatus,
 )
+from sparkles_core.store.base import Completion
 from tests.cli.conftest import MISSING_DIGEST, SPARKLES, Invoke, run_sparkles
 
 ANSI = "\x1b["
@@ -387,3 +389,30 @@ def test_plain_reporter_prints_a_progress_line_only_when_it_changes(
         "p.1 | first line",
         "p.1 | partial",
     ]
+
+
+def finish(client: Client, job: Job, exit_code: int) -> None:
+    """Claim the job's next task and complete it with ``exit_code``."""
+    claimed = client.store.claim(job.cluster, "node-x", 60.0)
+    assert claimed is not None
+    now = time.time()
+    usage = ResourceUsage()
+    done = Completion(exit_code, None, now, now, usage, result_key=None)
+    assert client.store.complete(claimed.id, "node-x", done)
+
+
+def test_last_progress_line_counts_every_failure(home: Path, client: Client) -> None:
+    spec = JobSpec(name="end", tasks=[TaskSpec(command="true")] * 2)
+    job = client.submit(spec, "end")
+    console = Console(record=True, width=200, force_terminal=False)
+    reporter = PlainReporter(console, client.store, job)
+
+    with reporter:
+        finish(client, job, 0)
+        reporter.progress(job, client.store.count_tasks(job.id), [])
+        finish(client, job, 4)  # well within the scan interval
+        reporter.progress(job, client.store.count_tasks(job.id), [])
+
+    lines = console.export_text().splitlines()
+    assert lines[-2] == "Task end.2 failed: exit code 4"
+    assert lines[-1].startswith("end: 2/2 done, 1 failed,")
