@@ -82,6 +82,18 @@ class CliContext:
             text, style=style, markup=False, highlight=False, soft_wrap=True
         )
 
+    def confirm(self, question: str) -> bool:
+        """Ask a yes/no question; no answer (stdin closed) counts as no."""
+        from rich.prompt import Confirm
+        from rich.text import Text
+
+        try:
+            return Confirm.ask(Text(question), console=self.console, default=False)
+        except EOFError:
+            self.say("")
+            self.warn("No answer (input is closed); taken as no.")
+            return False
+
     def warn(self, text: str) -> None:
         """Print a line for the user on stderr."""
         self.err.print(

@@ -238,15 +238,7 @@ def _confirm(state: CliContext, jobs: Sequence[Job]) -> bool:
     names = ", ".join(job.id for job in jobs[:_NAMED_IN_QUESTION])
     if len(jobs) > _NAMED_IN_QUESTION:
         names += f" and {len(jobs) - _NAMED_IN_QUESTION} more"
-    from rich.prompt import Confirm
-    from rich.text import Text
-
-    question = f"Delete {len(jobs)} jobs ({names})?"
-    try:
-        return Confirm.ask(Text(question), console=state.console, default=False)
-    except EOFError:
-        state.say("")
-        return False
+    return state.confirm(f"Delete {len(jobs)} jobs ({names})?")
 
 
 def _delete_job(state: CliContext, job: Job) -> int:

@@ -379,8 +379,8 @@ def _make_room(state: CliContext, old: Job, spec: JobSpec) -> bool:
             "choose another name, delete the job first, or, if the spec is "
             "unchanged, pass --skipifexists or --retry."
         )
-    if policy == "confirm" and not click.confirm(
-        f"Job {old.id} already exists. Kill it and replace it?", default=False
+    if policy == "confirm" and not state.confirm(
+        f"Job {old.id} already exists. Kill it and replace it?"
     ):
         state.say(f"Job {old.id} kept; nothing submitted.")
         return False

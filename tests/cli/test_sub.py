@@ -498,6 +498,25 @@ def test_confirm_policy_asks_first(
     assert commands(client, "ask") == [command]
 
 
+@pytest.mark.usefixtures("plain_output")
+def test_confirm_policy_without_an_answer_keeps_the_job(
+    home: Path, client: Client, invoke: Invoke
+) -> None:
+    assert invoke("sub", "--no-wait", "-n", "ask", "echo", "old").exit_code == 0
+
+    done = run_sparkles(
+        "-o", "when_sub_job_exists=confirm",
+        "sub", "--no-wait", "-n", "ask", "echo", "new",
+        input="",
+    )  # fmt: skip
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Job ask kept; nothing submitted." in done.stdout
+    assert "No answer" in done.stderr
+    assert "Interrupted" not in done.stdout + done.stderr
+    assert commands(client, "ask") == ["echo old"]
+
+
 # -- through the installed command -------------------------------------------------
 
 
