@@ -247,6 +247,7 @@ class Task(_Model):
     max_attempts: int = 3
     exit_code: int | None = None
     signal: int | None = None
+    timed_out: bool = False
     failure_reason: str | None = None
     log_key: str | None = None
     result_key: str | None = None

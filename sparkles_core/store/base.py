@@ -38,7 +38,11 @@ __all__ = ["Completion", "Store"]
 
 @dataclass(frozen=True)
 class Completion:
-    """What a worker reports when a task's command has run."""
+    """What a worker reports when a task's command has run.
+
+    ``timed_out`` says the worker stopped the command at the task's timeout;
+    ``signal`` is then the signal that ended it.
+    """
 
     exit_code: int | None
     signal: int | None
@@ -46,6 +50,7 @@ class Completion:
     finished: float
     usage: ResourceUsage
     result_key: str | None
+    timed_out: bool = False
 
 
 class Store(abc.ABC):

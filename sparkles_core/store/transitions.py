@@ -101,10 +101,18 @@ def complete(task: Task, owner: str, completion: Completion, now: float) -> None
     task.finished = completion.finished
     task.usage = completion.usage
     task.result_key = completion.result_key
-    reason = f"exit code {completion.exit_code}"
+    task.timed_out = completion.timed_out
+    note(task, now, TaskStatus.COMPLETE, owner, _ending(task, completion))
+
+
+def _ending(task: Task, completion: Completion) -> str:
+    """Return how the command ended, as a history entry's reason."""
+    if completion.timed_out:
+        limit = task.spec.timeout
+        return "timed out" if limit is None else f"timed out after {limit:g} s"
     if completion.signal is not None:
-        reason = f"signal {completion.signal}"
-    note(task, now, TaskStatus.COMPLETE, owner, reason)
+        return f"signal {completion.signal}"
+    return f"exit code {completion.exit_code}"
 
 
 def fail(task: Task, owner: str, reason: str, now: float) -> None:
@@ -154,6 +162,7 @@ def kill(task: Task, now: float) -> None:
 def clear_results(task: Task) -> None:
     """Forget what an earlier attempt left, so attempts never mix."""
     task.exit_code = task.signal = None
+    task.timed_out = False
     task.started = task.finished = None
     task.failure_reason = task.log_key = task.result_key = None
     task.usage = None

@@ -27,6 +27,7 @@ def submit(
     cluster: str = CLUSTER,
     max_attempts: int = 3,
     submit_time: float = T0,
+    timeout: float | None = None,
 ) -> list[Task]:
     """Create a job of ``count`` echo tasks and return its tasks."""
     job = Job(
@@ -37,7 +38,9 @@ def submit(
         task_count=count,
         max_attempts=max_attempts,
     )
-    specs = [TaskSpec(command=["echo", str(n)]) for n in range(1, count + 1)]
+    specs = [
+        TaskSpec(command=["echo", str(n)], timeout=timeout) for n in range(1, count + 1)
+    ]
     return store.create_job(job, specs)
 
 

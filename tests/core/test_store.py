@@ -373,6 +373,46 @@ def test_complete_keeps_signal_apart_from_exit_code(store: Store) -> None:
     assert not task.succeeded
 
 
+def test_complete_records_a_timeout_with_its_limit(store: Store) -> None:
+    submit(store, "job", 1, timeout=60)
+    must_claim(store, "w1")
+    stopped = Completion(None, 15, T0, T0 + 60, ResourceUsage(), None, timed_out=True)
+
+    assert store.complete("job.1", "w1", stopped)
+
+    task = must_get(store, "job.1")
+    assert (task.status, task.timed_out, task.signal) == (
+        TaskStatus.COMPLETE,
+        True,
+        15,
+    )
+    assert task.history[-1].reason == "timed out after 60 s"
+    assert not task.succeeded
+
+
+def test_next_attempt_forgets_an_earlier_timeout(store: Store) -> None:
+    submit(store, "job", 1, timeout=60)
+    must_claim(store, "w1")
+    stopped = Completion(None, 15, T0, T0 + 60, ResourceUsage(), None, timed_out=True)
+    store.complete("job.1", "w1", stopped)
+    store.reset(["job.1"], reason="retry by user")
+
+    again = must_claim(store, "w2", now=T0 + 100)
+
+    assert again.timed_out is False and again.signal is None
+
+
+def test_command_that_ends_in_time_is_not_timed_out(store: Store) -> None:
+    submit(store, "job", 1, timeout=60)
+    must_claim(store, "w1")
+
+    store.complete("job.1", "w1", SUCCESS)
+
+    task = must_get(store, "job.1")
+    assert task.timed_out is False
+    assert task.history[-1].reason == "exit code 0"
+
+
 def test_fail_records_the_reason(store: Store) -> None:
     submit(store, "job", 1)
     must_claim(store, "w1")
