@@ -144,7 +144,18 @@ class Executor(RemoteExecutor):
         """Kill the tasks of the given jobs; their nodes stop at shutdown."""
         self._run.cancel([info.external_jobid for info in active_jobs])
 
+    def cancel(self) -> None:
+        """Kill the active jobs, then shut down, even if Ctrl-C comes again."""
+        try:
+            super().cancel()
+        finally:
+            self._run.close()
+
     def shutdown(self) -> None:
         """Stop polling, kill what is left and stop every cluster of the run."""
-        super().shutdown()
-        self._run.close()
+        # A second Ctrl-C while Snakemake's poller is joined lands here;
+        # the run must still be closed, or its nodes keep running.
+        try:
+            super().shutdown()
+        finally:
+            self._run.close()

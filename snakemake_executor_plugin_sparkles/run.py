@@ -17,6 +17,7 @@ from snakemake_interface_common.exceptions import WorkflowError
 
 from snakemake_executor_plugin_sparkles.config import load_plugin_config
 from snakemake_executor_plugin_sparkles.files import job_files
+from snakemake_executor_plugin_sparkles.interrupts import sigint_ignored
 from snakemake_executor_plugin_sparkles.machines import PreemptionPolicy
 from snakemake_executor_plugin_sparkles.monitor import ClusterMonitor
 from snakemake_executor_plugin_sparkles.results import (
@@ -148,10 +149,18 @@ class WorkflowRun:
                 self._kill(submission.job_id)
 
     def close(self) -> None:
-        """Kill what is left of the run and stop its clusters, once."""
-        if self._closed:
-            return
-        self._closed = True
+        """Kill what is left of the run and stop its clusters, once.
+
+        Ctrl-C is ignored meanwhile: stopping half way would leave nodes up.
+        """
+        with sigint_ignored():
+            if self._closed:
+                return
+            self._closed = True
+            self._tear_down()
+
+    def _tear_down(self) -> None:
+        """Stop the monitor, kill the unfinished jobs, stop the clusters."""
         self._monitor.stop()
         try:
             leftovers = guarded(

@@ -109,6 +109,43 @@ def test_sigint_kills_tasks_and_stops_workers(
     assert not list(Path("slept").glob("*.txt"))
 
 
+def test_second_sigint_does_not_cut_the_clean_up_short(
+    checked_home: Path, stored: OpenStore
+) -> None:
+    write_snakefile(
+        Path.cwd(),
+        """
+        rule all:
+            input: expand("slept/{n}.txt", n=range(4))
+
+        rule nap:
+            output: "slept/{n}.txt"
+            shell: "sleep 120 && touch {output}"
+        """,
+    )
+    process = subprocess.Popen(
+        snakemake_argv("--sparkles-nodes", "2"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ),
+    )
+    try:
+        wait_for(lambda: _claimed_tasks(stored) >= 2, timeout=RUN_TIMEOUT_S)
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=RUN_TIMEOUT_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert process.returncode != 0
+    unfinished = [task.id for task in stored().tasks() if not task.status.finished]
+    assert unfinished == []
+    assert not worker_processes(checked_home)
+
+
 def _claimed_tasks(stored: OpenStore) -> int:
     """Return how many tasks are claimed, once the store exists."""
     if not (Path(os.environ["SPARKLES_HOME"]) / "store.db").exists():
