@@ -1,10 +1,10 @@
-"""What ``sparkles watch`` shows while a job runs.
+"""What ``sparkles watch`` shows while jobs run.
 
 A reporter receives the monitor's calls (progress, log data, messages) and
-draws them: on a terminal, a live progress bar with the nodes beneath it and
-the log and failures scrolling above; elsewhere (a pipe, a file, CI), plain
-lines, a progress line only when it changes. Tasks that end without success
-are announced once each, as they are noticed.
+draws them: on a terminal, a live progress bar per job with the nodes
+beneath and the log and failures scrolling above; elsewhere (a pipe, a
+file, CI), plain lines, a job's progress line only when it changes. Tasks
+that end without success are announced once each, as they are noticed.
 """
 
 from __future__ import annotations
@@ -164,12 +164,12 @@ class FailureFeed:
 
 
 class WatchReporter(abc.ABC):
-    """Show a watched job: progress, nodes, one task's log, failures."""
+    """Show watched jobs: progress, nodes, one task's log, failures."""
 
-    def __init__(self, console: Console, store: Store, job: Job) -> None:
+    def __init__(self, console: Console, store: Store, jobs: Sequence[Job]) -> None:
         self.console = console
-        self._job = job
-        self._failures = FailureFeed(store, job)
+        self._jobs = {job.id: job for job in jobs}
+        self._failures = {job.id: FailureFeed(store, job) for job in jobs}
         self._log_task: str | None = None
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._partial = ""
@@ -189,10 +189,11 @@ class WatchReporter(abc.ABC):
         self, job: Job, counts: Mapping[TaskStatus, int], nodes: Sequence[NodeReq]
     ) -> None:
         """Announce new failures, then show the counts and the nodes."""
-        for task in self._failures.poll(counts):
+        failures = self._failures[job.id]
+        for task in failures.poll(counts):
             self._print(describe_failure(task), "red")
-        tally = Tally.of(self._job, counts, self._failures.count)
-        self._show(tally, describe_nodes(nodes))
+        tally = Tally.of(self._jobs[job.id], counts, failures.count)
+        self._show(job.id, tally, describe_nodes(nodes))
 
     def log(self, task_id: str, data: bytes) -> None:
         """Show the complete lines of the followed task's output."""
@@ -208,16 +209,21 @@ class WatchReporter(abc.ABC):
         """Show a line about the job."""
         self._print(text, None)
 
-    def conclude(self, tasks: Sequence[Task]) -> None:
-        """Announce the failures not yet shown, then one summary line."""
+    def conclude(self, job: Job, tasks: Sequence[Task]) -> None:
+        """Announce the job's failures not yet shown, then one summary line."""
         self._flush_log()
-        for task in self._failures.unseen(tasks):
+        for task in self._failures[job.id].unseen(tasks):
             self._print(describe_failure(task), "red")
         succeeded = sum(1 for task in tasks if task.succeeded)
-        line = (
-            f"Job {self._job.id}: {succeeded} of {plural(len(tasks), 'task')} succeeded"
-        )
-        failed = len(tasks) - succeeded
+        self._print_outcome(f"Job {job.id}", succeeded, len(tasks))
+
+    def conclude_all(self, succeeded: int, total: int) -> None:
+        """Show one line for every watched job together."""
+        self._print_outcome(plural(len(self._jobs), "job"), succeeded, total)
+
+    def _print_outcome(self, what: str, succeeded: int, total: int) -> None:
+        line = f"{what}: {succeeded} of {plural(total, 'task')} succeeded"
+        failed = total - succeeded
         line += f", {failed} did not." if failed else "."
         self._print(line, "red" if failed else "green")
 
@@ -228,8 +234,8 @@ class WatchReporter(abc.ABC):
         self._partial = ""
 
     @abc.abstractmethod
-    def _show(self, tally: Tally, nodes: str) -> None:
-        """Draw the counts and the nodes."""
+    def _show(self, job_id: str, tally: Tally, nodes: str) -> None:
+        """Draw the job's counts and its nodes."""
 
     def _print(self, text: str, style: str | None) -> None:
         # The style goes on the Text, not the print call: a live display is
@@ -240,29 +246,29 @@ class WatchReporter(abc.ABC):
 class PlainReporter(WatchReporter):
     """Report in plain lines, for output that is not a terminal."""
 
-    def __init__(self, console: Console, store: Store, job: Job) -> None:
-        super().__init__(console, store, job)
-        self._last = ""
+    def __init__(self, console: Console, store: Store, jobs: Sequence[Job]) -> None:
+        super().__init__(console, store, jobs)
+        self._last: dict[str, str] = {}
 
-    def _show(self, tally: Tally, nodes: str) -> None:
+    def _show(self, job_id: str, tally: Tally, nodes: str) -> None:
         line = (
-            f"{self._job.id}: {tally.done}/{tally.total} done, "
+            f"{job_id}: {tally.done}/{tally.total} done, "
             f"{tally.failed} failed, {tally.running} running, "
             f"{tally.pending} pending"
         )
         if tally.killed:
             line += f", {tally.killed} killed"
         line += f"; nodes: {nodes}"
-        if line != self._last:
-            self._last = line
+        if line != self._last.get(job_id):
+            self._last[job_id] = line
             self._print(line, None)
 
 
 class LiveReporter(WatchReporter):
-    """Report with a live progress bar, for a terminal."""
+    """Report with a live progress bar per job, for a terminal."""
 
-    def __init__(self, console: Console, store: Store, job: Job) -> None:
-        super().__init__(console, store, job)
+    def __init__(self, console: Console, store: Store, jobs: Sequence[Job]) -> None:
+        super().__init__(console, store, jobs)
         self._bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -272,9 +278,11 @@ class LiveReporter(WatchReporter):
             console=console,
             auto_refresh=False,
         )
-        self._bar_task: TaskID = self._bar.add_task(
-            job.id, total=job.task_count, failed=0
-        )
+        self._bar_tasks: dict[str, TaskID] = {
+            job.id: self._bar.add_task(job.id, total=job.task_count, failed=0)
+            for job in jobs
+        }
+        self._below: dict[str, str] = {}
         self._live = Live(
             self._bar, console=console, auto_refresh=False, transient=False
         )
@@ -292,17 +300,22 @@ class LiveReporter(WatchReporter):
         super().__exit__(kind, error, trace)
         self._live.stop()
 
-    def _show(self, tally: Tally, nodes: str) -> None:
-        self._bar.update(self._bar_task, completed=tally.done, failed=tally.failed)
+    def _show(self, job_id: str, tally: Tally, nodes: str) -> None:
+        bar_task = self._bar_tasks[job_id]
+        self._bar.update(bar_task, completed=tally.done, failed=tally.failed)
         status = f"{tally.running} running, {tally.pending} pending"
         if tally.killed:
             status += f", {tally.killed} killed"
-        below = Text(f"{status}; nodes: {nodes}", style="dim")
-        self._live.update(Group(self._bar, below), refresh=True)
+        self._below[job_id] = f"{status}; nodes: {nodes}"
+        if len(self._jobs) == 1:
+            below = self._below[job_id]
+        else:
+            below = "\n".join(f"{job}: {line}" for job, line in self._below.items())
+        self._live.update(Group(self._bar, Text(below, style="dim")), refresh=True)
 
 
-def make_reporter(console: Console, store: Store, job: Job) -> WatchReporter:
+def make_reporter(console: Console, store: Store, jobs: Sequence[Job]) -> WatchReporter:
     """Return the reporter that suits where the console writes."""
     if console.is_terminal:
-        return LiveReporter(console, store, job)
-    return PlainReporter(console, store, job)
+        return LiveReporter(console, store, jobs)
+    return PlainReporter(console, store, jobs)

@@ -1,15 +1,19 @@
-"""``sparkles watch``: run the monitor over a job until it ends.
+"""``sparkles watch``: run the monitor over jobs until they end.
 
 Watching is what keeps the nodes of a job's cluster coming: it sizes the
 cluster, hands back orphaned tasks and shows progress. Interrupting it
-leaves the job and its nodes as they are; watching again picks up from
-there. ``sparkles sub`` watches the job it submitted in the same way.
+leaves the jobs and their nodes as they are; watching again picks up from
+there. ``sparkles sub`` watches the job it submitted in the same way. One
+job is watched by :meth:`Client.wait`; several by the same checks arranged
+in :mod:`.watch_many`.
 """
 
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import click
@@ -18,9 +22,18 @@ from sparkles_core.cli.context import CliContext, pass_context
 from sparkles_core.errors import JobFailed
 
 if TYPE_CHECKING:
+    from sparkles_core.cli.progress import WatchReporter
     from sparkles_core.models import Job
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "watch", "watch_job"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "SNAKEMAKE_RUN_LABEL",
+    "watch",
+    "watch_job",
+    "watch_jobs",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -28,35 +41,51 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 
+# The label the Snakemake executor puts on every job of a workflow run
+# (snakemake_executor_plugin_sparkles/submission.py).
+SNAKEMAKE_RUN_LABEL = "snakemake-run"
+
 
 @click.command(
     epilog="""\b
 Examples:
   sparkles watch LAST
   sparkles watch sweep --nodes 10 --no-loglive
+  sparkles watch 'sm-*'
 
 \b
-Exit status: 0 if every task succeeded, 1 if any did not, 130 if
-interrupted with Ctrl-C (the job keeps running; watch it again to resume).""",
+Exit status: 0 if every task of every job succeeded, 1 if any did not,
+130 if interrupted with Ctrl-C (the jobs keep running; watch them again
+to resume).""",
 )
-@click.argument("job_id", metavar="JOB")
+@click.argument("pattern", metavar="PATTERN")
 @click.option(
     "--nodes",
     type=click.IntRange(min=1),
     default=None,
     metavar="N",
-    help="Keep up to N nodes for this watch instead of the job's own count.",
+    help="Keep up to N nodes per cluster for this watch instead of the "
+    "jobs' own count.",
 )
 @click.option(
     "--loglive/--no-loglive",
     default=True,
     show_default=True,
-    help="Show the output of one running task as it is written.",
+    help="Show the output of one running task as it is written (when "
+    "watching a single job).",
 )
 @pass_context
-def watch(state: CliContext, job_id: str, nodes: int | None, loglive: bool) -> None:
-    """Watch JOB (or LAST) until it ends; start nodes for it as needed."""
-    code = watch_job(state, state.job(job_id), nodes, loglive)
+def watch(state: CliContext, pattern: str, nodes: int | None, loglive: bool) -> None:
+    """Watch jobs until they end; start nodes for them as needed.
+
+    PATTERN is a job id, LAST or a shell wildcard; every job it names is
+    watched together, with a progress line for each. When the jobs end,
+    their clusters are stopped once no job has work for them, except the
+    cluster of a job that was killed (sparkles kill --keepcluster decides
+    that) or that a Snakemake run owns.
+    """
+    jobs = state.jobs(pattern)
+    code = watch_jobs(state, jobs, nodes, loglive, again=shlex.quote(pattern))
     # The command group discards exit codes given to ctx.exit, so the
     # status leaves the process directly.
     sys.exit(code)
@@ -66,44 +95,113 @@ def watch_job(
     state: CliContext, job: Job, nodes: int | None = None, loglive: bool = True
 ) -> int:
     """Monitor ``job`` to its end and return the exit status to use."""
-    from sparkles_core.cli.progress import make_reporter
-    from sparkles_core.models import JobStatus
+    return watch_jobs(state, [job], nodes, loglive, again=job.id)
 
-    client = state.client
-    target = job if nodes is None else job.model_copy(update={"nodes": nodes})
-    reporter = make_reporter(state.console, client.store, job)
-    logger.info("Job %s: watching with up to %d nodes", job.id, target.nodes)
+
+def watch_jobs(
+    state: CliContext,
+    jobs: Sequence[Job],
+    nodes: int | None = None,
+    loglive: bool = True,
+    again: str = "LAST",
+) -> int:
+    """Monitor ``jobs`` to their end and return the exit status to use.
+
+    ``again`` is the argument that resumes the watch after Ctrl-C.
+    """
+    from sparkles_core.cli.progress import make_reporter
+
+    reporter = make_reporter(state.console, state.client.store, jobs)
+    logger.info("Watching %d jobs", len(jobs))
     try:
         with reporter:
-            client.wait(target, reporter, stream_logs=loglive)
+            _monitor(state, jobs, reporter, nodes, loglive)
     except KeyboardInterrupt:
+        which = f"job {jobs[0].id} keeps" if len(jobs) == 1 else "the jobs keep"
         state.warn(
-            f"Stopped watching; job {job.id} keeps running. "
-            f"Resume with: sparkles watch {job.id}"
+            f"Stopped watching; {which} running. Resume with: sparkles watch {again}"
         )
         return EXIT_INTERRUPTED
+    return _conclude(state, jobs, reporter)
+
+
+def _monitor(
+    state: CliContext,
+    jobs: Sequence[Job],
+    reporter: WatchReporter,
+    nodes: int | None,
+    loglive: bool,
+) -> None:
+    """Run the monitor until no task of ``jobs`` is unfinished."""
+    from sparkles_core.cli.watch_many import wait_for_jobs
+
+    client = state.client
+    if len(jobs) > 1:
+        wait_for_jobs(client, jobs, reporter, lambda exc: _give_up(state, exc), nodes)
+        return
+    [job] = jobs
+    target = job if nodes is None else job.model_copy(update={"nodes": nodes})
+    try:
+        client.wait(target, reporter, stream_logs=loglive)
     except JobFailed as exc:
-        state.warn(f"{exc} The job was killed.")
-        client.kill(job.id, keep_cluster=True)
-        client.store.set_job_status(job.id, JobStatus.FAILED)
-    tasks = client.tasks(job.id)
-    reporter.conclude(tasks)
-    succeeded = bool(tasks) and all(task.succeeded for task in tasks)
-    _record_outcome(state, job, succeeded)
-    client.stop_cluster_if_idle(job.cluster)
-    return EXIT_OK if succeeded else EXIT_FAILED
+        _give_up(state, exc)
 
 
-def _record_outcome(state: CliContext, job: Job, succeeded: bool) -> None:
-    """Mark a finished job complete or failed, unless it was killed or deleted."""
+def _give_up(state: CliContext, exc: JobFailed) -> None:
+    """Kill a job the monitor gave up on and mark it failed."""
+    from sparkles_core.models import JobStatus
+
+    state.warn(f"{exc} The job was killed.")
+    state.client.kill(exc.job_id, keep_cluster=True)
+    state.client.store.set_job_status(exc.job_id, JobStatus.FAILED)
+
+
+def _conclude(state: CliContext, jobs: Sequence[Job], reporter: WatchReporter) -> int:
+    """Show each job's outcome, record it, stop idle clusters; return the status."""
+    client = state.client
+    succeeded = total = 0
+    all_ok, keep = True, set()
+    for job in jobs:
+        tasks = client.tasks(job.id)
+        reporter.conclude(job, tasks)
+        ok = bool(tasks) and all(task.succeeded for task in tasks)
+        succeeded += sum(1 for task in tasks if task.succeeded)
+        total, all_ok = total + len(tasks), all_ok and ok
+        current = _record_outcome(state, job, ok)
+        if current is not None and _keeps_cluster(current):
+            keep.add(job.cluster)
+    if len(jobs) > 1:
+        reporter.conclude_all(succeeded, total)
+    for cluster in sorted({job.cluster for job in jobs} - keep):
+        client.stop_cluster_if_idle(cluster)
+    return EXIT_OK if all_ok else EXIT_FAILED
+
+
+def _keeps_cluster(job: Job) -> bool:
+    """Return True if watching must leave the job's cluster running.
+
+    A killed job's cluster is what ``sparkles kill`` chose to keep or stop;
+    a Snakemake run starts and stops its own clusters.
+    """
+    from sparkles_core.models import JobStatus
+
+    return job.status is JobStatus.KILLED or SNAKEMAKE_RUN_LABEL in job.labels
+
+
+def _record_outcome(state: CliContext, job: Job, succeeded: bool) -> Job | None:
+    """Mark a finished job complete or failed, unless it was killed or deleted.
+
+    Return the job's record as it was before, or None if it was deleted.
+    """
     from sparkles_core.models import JobStatus
 
     store = state.client.store
     current = store.get_job(job.id)
     if current is None:
         state.warn(f"Job {job.id} was deleted while it was being watched.")
-        return
+        return None
     if current.status is JobStatus.SUBMITTED:
         store.set_job_status(
             job.id, JobStatus.COMPLETE if succeeded else JobStatus.FAILED
         )
+    return current

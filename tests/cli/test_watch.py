@@ -375,7 +375,7 @@ def test_plain_reporter_prints_a_progress_line_only_when_it_changes(
 ) -> None:
     job = client.submit(JobSpec(name="p", tasks=[TaskSpec(command="true")]), "p")
     console = Console(record=True, width=200, force_terminal=False)
-    reporter = PlainReporter(console, client.store, job)
+    reporter = PlainReporter(console, client.store, [job])
     counts = {TaskStatus.PENDING: 1}
 
     with reporter:
@@ -405,7 +405,7 @@ def test_last_progress_line_counts_every_failure(home: Path, client: Client) -> 
     spec = JobSpec(name="end", tasks=[TaskSpec(command="true")] * 2)
     job = client.submit(spec, "end")
     console = Console(record=True, width=200, force_terminal=False)
-    reporter = PlainReporter(console, client.store, job)
+    reporter = PlainReporter(console, client.store, [job])
 
     with reporter:
         finish(client, job, 0)

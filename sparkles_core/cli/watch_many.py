@@ -1,0 +1,116 @@
+"""Watch several jobs at once, with one runner, as ``sparkles watch 'sm-*'`` does.
+
+The checks are the ones :meth:`Client.wait` runs for a single job, arranged
+for many: progress and the failure monitor once per job, cluster resizing
+and the orphan reset once per cluster (jobs of one cluster share its nodes).
+Live logs are not followed, since the lines of many jobs would interleave.
+The runner returns once no watched job has an unfinished task. A job the
+failure monitor gives up on is handed to ``on_failed`` and the others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from sparkles_core.client import Client
+from sparkles_core.errors import JobFailed
+from sparkles_core.models import Job
+from sparkles_core.monitor import checks
+from sparkles_core.monitor.runner import STOP, Check, Runner
+
+__all__ = ["EachJob", "wait_for_jobs"]
+
+logger = logging.getLogger(__name__)
+
+OnFailed = Callable[[JobFailed], None]
+
+
+class EachJob:
+    """Run one check per job as a single check.
+
+    A job's check leaves once it says STOP (its job has ended) or raises
+    JobFailed; the whole says STOP once every job's check has left.
+    """
+
+    def __init__(self, name: str, per_job: dict[str, Check], on_failed: OnFailed):
+        self.name = name
+        self._all = list(per_job.values())
+        self._active = dict(per_job)
+        self._on_failed = on_failed
+
+    def poll(self, now: float) -> float:
+        """Poll each job's check; return the soonest next round, or STOP."""
+        intervals = []
+        for job_id, check in list(self._active.items()):
+            try:
+                interval = check.poll(now)
+            except JobFailed as exc:
+                self._on_failed(exc)
+                interval = STOP
+            if interval == STOP:
+                del self._active[job_id]
+            else:
+                intervals.append(interval)
+        return min(intervals) if intervals else STOP
+
+    def finish(self) -> None:
+        """Let every job's check release what it holds."""
+        for check in self._all:
+            check.finish()
+
+
+def wait_for_jobs(
+    client: Client,
+    jobs: Sequence[Job],
+    reporter: checks.Reporter,
+    on_failed: OnFailed,
+    nodes: int | None = None,
+) -> None:
+    """Monitor ``jobs`` until none has a pending or claimed task.
+
+    Each cluster keeps up to ``nodes`` nodes, or the most any of its jobs
+    asks for.
+    """
+    store, timing = client.store, client.timing
+    progress = {
+        job.id: checks.JobProgress(store, job, reporter, timing.progress)
+        for job in jobs
+    }
+    failures = {
+        job.id: checks.FailureMonitor(store, job, timing.resize) for job in jobs
+    }
+    monitors: list[Check] = [
+        EachJob("progress", dict(progress), on_failed),
+        EachJob("failures", dict(failures), on_failed),
+    ]
+    clusters = _by_cluster(jobs)
+    for members in clusters.values():
+        monitors.extend(_cluster_checks(client, members, nodes))
+    logger.info("Watching %d jobs on %d clusters", len(jobs), len(clusters))
+    Runner(monitors).run()
+
+
+def _by_cluster(jobs: Sequence[Job]) -> dict[str, list[Job]]:
+    """Return the jobs grouped by the cluster they run on."""
+    clusters: dict[str, list[Job]] = {}
+    for job in jobs:
+        clusters.setdefault(job.cluster, []).append(job)
+    return clusters
+
+
+def _cluster_checks(
+    client: Client, members: Sequence[Job], nodes: int | None
+) -> list[Check]:
+    """Return the resize and orphan checks of the cluster ``members`` share."""
+    first, timing = members[0], client.timing
+    resize = checks.ResizeCluster(
+        client.store,
+        client.provisioner,
+        client.launch_for(first),
+        nodes or max(job.nodes for job in members),
+        client.config.max_preemptable_attempts_scale,
+        timing.resize,
+    )
+    orphans = checks.ResetOrphans(client.store, first.cluster, timing.orphans)
+    return [resize, orphans]
