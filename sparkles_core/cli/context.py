@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from sparkles_core.config import Config
     from sparkles_core.models import Job
 
-__all__ = ["LAST", "CliContext", "pass_context"]
+__all__ = ["LAST", "CliContext", "is_wildcard", "pass_context"]
 
 # The job id that names the newest job.
 LAST = "LAST"
@@ -54,10 +54,12 @@ class CliContext:
             self._client.close()
             self._client = None
 
-    def jobs(self, pattern: str) -> list[Job]:
+    def jobs(self, pattern: str, wildcard_may_match_none: bool = False) -> list[Job]:
         """Return the jobs ``pattern`` names: ``LAST``, an id or a wildcard.
 
-        Raise JobNotFound when nothing matches.
+        Raise JobNotFound when nothing matches, unless the pattern has
+        wildcards and ``wildcard_may_match_none`` is true: commands that
+        clean up (``kill '*'``) have nothing to do then, which is no error.
         """
         from sparkles_core.errors import JobNotFound
 
@@ -66,7 +68,7 @@ class CliContext:
             chosen = jobs[-1:]
         else:
             chosen = [job for job in jobs if fnmatch.fnmatchcase(job.id, pattern)]
-        if not chosen:
+        if not chosen and not (wildcard_may_match_none and is_wildcard(pattern)):
             raise JobNotFound(pattern)
         return chosen
 
@@ -99,6 +101,11 @@ class CliContext:
         self.err.print(
             text, style="yellow", markup=False, highlight=False, soft_wrap=True
         )
+
+
+def is_wildcard(pattern: str) -> bool:
+    """Return True if ``pattern`` has shell wildcards (``*``, ``?``, ``[``)."""
+    return any(char in pattern for char in "*?[")
 
 
 pass_context = click.make_pass_decorator(CliContext)

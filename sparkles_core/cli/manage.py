@@ -110,13 +110,17 @@ def _fetch_log(state: CliContext, task: Task, path: Path) -> int:
 def kill(state: CliContext, pattern: str, keepcluster: bool) -> None:
     """Kill jobs: their pending and running tasks become killed.
 
-    PATTERN is a job id, LAST or a shell wildcard. Afterwards each job's
-    cluster is stopped unless another job still has work on it, or unless
-    --keepcluster is given, which keeps the nodes for the next job.
+    PATTERN is a job id, LAST or a shell wildcard; a wildcard that matches
+    no job leaves nothing to do, which is not an error. Afterwards each
+    job's cluster is stopped unless another job still has work on it, or
+    unless --keepcluster is given, which keeps the nodes for the next job.
 
     Example: sparkles kill 'sweep-*'
     """
-    jobs = state.jobs(pattern)
+    jobs = state.jobs(pattern, wildcard_may_match_none=True)
+    if not jobs:
+        state.say(f"No jobs match {pattern!r}; nothing to kill.")
+        return
     for job in jobs:
         killed = state.client.kill(job.id, keep_cluster=True)
         state.say(f"Job {job.id}: killed {killed} unfinished tasks.")
@@ -143,8 +147,9 @@ def reset(state: CliContext, target: str, all_tasks: bool) -> None:
     Resets the failed tasks, killed tasks and non-zero exits of the jobs
     PATTERN names (a job id, LAST or a shell wildcard); with --all, every
     finished task. A TASK_ID such as my-job.3 resets that one task. Tasks
-    being run are left alone, and a killed job may run again. No worker is
-    started: run 'sparkles watch JOB' to run the tasks.
+    being run are left alone, and a killed job may run again. A wildcard
+    that matches no job is not an error. No worker is started: run
+    'sparkles watch JOB' to run the tasks.
 
     Example: sparkles reset LAST
     """
@@ -152,7 +157,10 @@ def reset(state: CliContext, target: str, all_tasks: bool) -> None:
     if task is not None:
         _reset_task(state, task)
         return
-    for job in state.jobs(target):
+    jobs = state.jobs(target, wildcard_may_match_none=True)
+    if not jobs:
+        state.say(f"No jobs match {target!r}; nothing to reset.")
+    for job in jobs:
         tasks = state.client.tasks(job.id, _finished())
         chosen = [t.id for t in tasks if all_tasks or not t.succeeded]
         _reset_tasks(state, job.id, chosen)
@@ -220,7 +228,7 @@ def delete(state: CliContext, pattern: str, yes: bool) -> None:
 
     Example: sparkles delete 'test-*' -y
     """
-    jobs = state.client.store.list_jobs() if pattern == "*" else state.jobs(pattern)
+    jobs = state.jobs(pattern, wildcard_may_match_none=True)
     if not jobs:
         state.say("No jobs to delete.")
         return

@@ -422,3 +422,32 @@ def test_unknown_job_is_one_line_and_exit_2(finished: Finished, command: str) ->
         "sparkles: error: No job matches 'nope'; run 'sparkles status' to list "
         "the jobs."
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["kill", "*"], "No jobs match '*'; nothing to kill."),
+        (["kill", "sweep-?"], "No jobs match 'sweep-?'; nothing to kill."),
+        (["reset", "*"], "No jobs match '*'; nothing to reset."),
+        (["delete", "test-*", "-y"], "No jobs to delete."),
+    ],
+    ids=["kill-everything", "kill-question-mark", "reset-everything", "delete"],
+)
+def test_a_wildcard_matching_no_job_has_nothing_to_do(
+    home: Path, args: list[str], line: str
+) -> None:
+    done = run_sparkles(*args)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [line]
+
+
+@pytest.mark.parametrize("command", ["kill", "reset"])
+def test_an_exact_id_matching_no_job_is_still_an_error(
+    home: Path, command: str
+) -> None:
+    done = run_sparkles(command, "nope")
+
+    assert done.returncode == 2
+    assert "No job matches 'nope'" in done.stderr
