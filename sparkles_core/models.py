@@ -209,7 +209,13 @@ class HistoryEntry(_Model):
 
 
 class ResourceUsage(_Model):
-    """What the command used, as the kernel reported it."""
+    """What the command used.
+
+    The CPU times are the kernel's, for the command and every descendant it
+    waited for. ``max_rss_bytes`` is the peak resident memory the worker saw
+    the command's processes use, sampled while they ran (see
+    :mod:`sparkles_worker.memory` for how and at what resolution).
+    """
 
     user_cpu_s: float = 0.0
     system_cpu_s: float = 0.0

@@ -5,6 +5,10 @@ stderr merged into the attempt's log file. Stopping it (timeout, lost lease,
 SIGTERM) signals the whole group, so a pipeline or a background child does
 not outlive the task. A command that runs elsewhere (in a container) passes
 a signaller that forwards each stop signal to where it really runs.
+
+CPU times come from the kernel (``wait4``); peak memory comes from a
+:class:`~sparkles_worker.memory.PeakMemory` sampler that watches the
+command's processes while they run.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sparkles_core.models import ResourceUsage
+from sparkles_worker.memory import PeakMemory
 
 __all__ = ["Outcome", "Running", "Signaller", "spawn", "start"]
 
@@ -44,6 +49,7 @@ class Outcome:
     finished: float
     usage: ResourceUsage
     stop_reason: str | None = None
+    timed_out: bool = False
 
 
 @dataclass
@@ -54,32 +60,40 @@ class Running:
     started: float
     timeout: float | None
     signaller: Signaller | None = None
+    memory: PeakMemory | None = None
     _stop_reason: str | None = None
+    _timed_out: bool = False
     _kill_timer: threading.Timer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def stop(self, reason: str) -> None:
-        """Stop the command's process group (SIGTERM, then SIGKILL)."""
+    def stop(self, reason: str, *, timed_out: bool = False) -> bool:
+        """Stop the command's process group (SIGTERM, then SIGKILL).
+
+        Return False if it was already stopping or has ended.
+        """
         with self._lock:
             if self._stop_reason is not None or self.proc.returncode is not None:
-                return
-            self._stop_reason = reason
+                return False
+            self._stop_reason, self._timed_out = reason, timed_out
         logger.info("Command pid %d: stopping (%s)", self.proc.pid, reason)
         self._send(signal.SIGTERM)
         self._kill_timer = threading.Timer(KILL_GRACE_S, self._send, (signal.SIGKILL,))
         self._kill_timer.daemon = True
         self._kill_timer.start()
+        return True
 
     def wait(self) -> Outcome:
         """Wait for the command, enforcing the timeout; return its outcome."""
         timer = None
         if self.timeout is not None:
-            timer = threading.Timer(
-                self.timeout, self.stop, (f"timed out after {self.timeout:g} s",)
-            )
+            timer = threading.Timer(self.timeout, self._time_out)
             timer.daemon = True
             timer.start()
         try:
+            # Wait without reaping first: while the leader is a zombie its pid
+            # cannot be reused, so the sampler cannot measure a stranger.
+            os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOWAIT)
+            peak = 0 if self.memory is None else self.memory.stop()
             _, status, rusage = os.wait4(self.proc.pid, 0)
         finally:
             for pending in (timer, self._kill_timer):
@@ -91,7 +105,10 @@ class Running:
         if self._stop_reason is not None and self.signaller is not None:
             self.signaller(signal.SIGKILL)  # what ran elsewhere may outlive us
         self.proc.returncode = os.waitstatus_to_exitcode(status)
-        return self._outcome(status, rusage)
+        return self._outcome(status, rusage, peak)
+
+    def _time_out(self) -> None:
+        self.stop(f"timed out after {self.timeout:g} s", timed_out=True)
 
     def _send(self, signum: signal.Signals) -> None:
         _signal_group(self.proc.pid, signum)
@@ -99,16 +116,25 @@ class Running:
             # A signaller may run a command; a signal handler must not wait.
             threading.Thread(target=self.signaller, args=(signum,), daemon=True).start()
 
-    def _outcome(self, status: int, rusage: resource.struct_rusage) -> Outcome:
+    def _outcome(
+        self, status: int, rusage: resource.struct_rusage, peak: int
+    ) -> Outcome:
         code = None if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+        # ru_maxrss is not used: it counts the worker's memory from before exec.
         usage = ResourceUsage(
             user_cpu_s=rusage.ru_utime,
             system_cpu_s=rusage.ru_stime,
-            max_rss_bytes=rusage.ru_maxrss * 1024,  # Linux reports KiB
+            max_rss_bytes=peak,
         )
         return Outcome(
-            code, signum, self.started, time.time(), usage, self._stop_reason
+            code,
+            signum,
+            self.started,
+            time.time(),
+            usage,
+            self._stop_reason,
+            self._timed_out,
         )
 
 
@@ -143,7 +169,9 @@ def spawn(
             stderr=subprocess.STDOUT,
             process_group=0,
         )
-    return Running(proc, time.time(), timeout, signaller)
+    memory = PeakMemory(proc.pid)
+    memory.start()
+    return Running(proc, time.time(), timeout, signaller, memory)
 
 
 def _signal_group(pgid: int, signum: signal.Signals) -> None:

@@ -229,8 +229,7 @@ class Worker:
             parameters=task.spec.parameters,
             exit_code=outcome.exit_code,
             signal=outcome.signal,
-            timed_out=outcome.stop_reason is not None
-            and outcome.stop_reason.startswith("timed out"),
+            timed_out=outcome.timed_out,
             started=outcome.started,
             finished=outcome.finished,
             usage=outcome.usage,
@@ -248,6 +247,7 @@ class Worker:
             outcome.finished,
             outcome.usage,
             key,
+            outcome.timed_out,
         )
         if self._store.complete(task.id, self._options.node_id, completion):
             logger.info("Task %s: complete, exit %s", task.id, _describe(outcome))
@@ -279,6 +279,7 @@ def _empty(folder: Path) -> None:
 
 
 def _describe(outcome: execute.Outcome) -> str:
+    ending = str(outcome.exit_code)
     if outcome.signal is not None:
-        return f"signal {outcome.signal}"
-    return str(outcome.exit_code)
+        ending = f"signal {outcome.signal}"
+    return f"{ending}, {outcome.stop_reason}" if outcome.timed_out else ending

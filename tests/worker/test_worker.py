@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from pathlib import Path
 
 import psutil
@@ -132,7 +133,6 @@ def test_outputs_come_back_and_unchanged_inputs_do_not(
     client.fetch(task, dest)
     assert (dest / "out.txt").read_text() == "input a\n"
     assert (dest / "b.txt").read_text() == "input b\nmore\n"
-    assert result.usage.max_rss_bytes > 0
 
 
 def test_timeout_kills_the_whole_process_group(
@@ -147,9 +147,29 @@ def test_timeout_kills_the_whole_process_group(
     assert task is not None
     assert task.status is TaskStatus.COMPLETE
     assert task.signal is not None and not task.succeeded
+    assert task.timed_out
+    assert task.history[-1].reason == "timed out after 1 s"
     result = read_result(client.storage, task)
     assert result is not None and result.timed_out
     assert process_gone(int(pid_file.read_text()))
+
+
+def test_result_reports_the_commands_own_peak_memory(
+    client: Client, start_worker: WorkerFactory
+) -> None:
+    allocate = "b = bytearray(200 << 20); import time; time.sleep(1)"
+    job = submit(
+        client,
+        TaskSpec(command=f"{sys.executable} -c '{allocate}'"),
+        TaskSpec(command="sleep 1"),
+    )
+    worker = start_worker(job.cluster, "w", "--linger=0.5")
+    assert worker.wait(timeout=60) == 0
+
+    big, small = client.tasks(job.id)
+    assert big.usage is not None and small.usage is not None
+    assert big.usage.max_rss_bytes >= 200 << 20
+    assert 0 < small.usage.max_rss_bytes < 16 << 20, "that is the worker's size"
 
 
 def test_corrupt_input_fails_the_task_and_writes_nothing(
