@@ -10,6 +10,10 @@ On disk, under the worker's ``--work-dir`` (one worker's alone)::
 The folders are kept between tasks because creating and removing them costs
 more than a trivial command does.
 
+The lease is renewed (by :class:`~sparkles_worker.heartbeat.Heartbeat`) for
+the whole attempt, from the claim through staging, the command and the
+upload of its outputs, until the task is completed, failed or handed back.
+
 A SIGTERM (a spot VM's preemption notice, or the local cluster shutting
 down) stops the command, hands the task back as pending with reason
 ``preempted``, and ends the loop.
@@ -40,7 +44,7 @@ from sparkles_core.models import Task, TaskResult
 from sparkles_core.plugins import plugin_manager
 from sparkles_core.store.base import Completion, Store
 from sparkles_worker import container, execute
-from sparkles_worker.heartbeat import Heartbeat, Watched
+from sparkles_worker.heartbeat import LEASE_LOST, Heartbeat, Held
 from sparkles_worker.outputs import collect_outputs, upload_outputs
 from sparkles_worker.staging import Staged, stage
 
@@ -130,16 +134,18 @@ class Worker:
     def _process(self, task: Task) -> None:
         folder = self._options.work_dir / "task"
         logger.info("Task %s: claimed (attempt %d)", task.id, task.attempt)
+        held = self._heartbeat.hold(task.id)
         try:
-            self._attempt(task, folder)
+            self._attempt(task, held, folder)
         except SparklesError as exc:
             self._fail(task, str(exc))
         except (StorageError, OSError) as exc:
             self._fail(task, f"{type(exc).__name__}: {exc}")
         finally:
+            self._heartbeat.release()
             _empty(folder / "work")
 
-    def _attempt(self, task: Task, folder: Path) -> None:
+    def _attempt(self, task: Task, held: Held, folder: Path) -> None:
         root, log_path = folder / "work", folder / "log.txt"
         log_key = layout.log_key(task.id, task.attempt)
         try:
@@ -147,31 +153,32 @@ class Worker:
         except (StorageError, SparklesError, OSError) as exc:
             self._fail(task, f"staging failed: {exc}")
             return
+        if held.lost:
+            logger.warning("Task %s: abandoned after staging, %s", task.id, LEASE_LOST)
+            return
         plugin_manager().hook.sparkles_before_command(task=task, folder=root)
         self._store.set_log_key(task.id, self._options.node_id, log_key)
-        outcome, watched = self._execute(task, root, log_path, log_key)
+        outcome = self._execute(task, root, log_path, log_key)
         if outcome.stop_reason == self._stop_reason and self._stop_reason:
             self._release(task)
-        elif watched.lost:
-            logger.warning("Task %s: abandoned, %s", task.id, outcome.stop_reason)
+        elif held.lost:
+            logger.warning("Task %s: abandoned, %s", task.id, LEASE_LOST)
         else:
             self._report(task, root, outcome, staged)
 
     def _execute(
         self, task: Task, root: Path, log_path: Path, log_key: str
-    ) -> tuple[execute.Outcome, Watched]:
+    ) -> execute.Outcome:
         running = self._start(task, root, log_path)
         self._running = running
         if self._stop_reason is not None:  # a SIGTERM raced the start
             running.stop(self._stop_reason)
-        watched = Watched(task.id, running, log_path, log_key)
-        self._heartbeat.watch(watched)
+        self._heartbeat.watch(running, log_path, log_key)
         try:
-            outcome = running.wait()
+            return running.wait()
         finally:
             self._running = None
             self._heartbeat.unwatch()
-        return outcome, watched
 
     def _start(self, task: Task, root: Path, log_path: Path) -> execute.Running:
         env = {
@@ -249,17 +256,20 @@ class Worker:
             key,
             outcome.timed_out,
         )
+        self._heartbeat.release()
         if self._store.complete(task.id, self._options.node_id, completion):
             logger.info("Task %s: complete, exit %s", task.id, _describe(outcome))
         else:
             logger.warning("Task %s: result refused, the lease was lost", task.id)
 
     def _release(self, task: Task) -> None:
+        self._heartbeat.release()
         if self._store.release(task.id, self._options.node_id, PREEMPTED):
             logger.info("Task %s: handed back (%s)", task.id, PREEMPTED)
 
     def _fail(self, task: Task, reason: str) -> None:
         logger.error("Task %s: failed: %s", task.id, reason)
+        self._heartbeat.release()
         if not self._store.fail(task.id, self._options.node_id, reason):
             logger.warning("Task %s: failure not recorded, lease lost", task.id)
 
