@@ -31,6 +31,7 @@ from sparkles_core.cli.tables import (
     outcome_of,
     parse_fields,
     parse_filter,
+    plural,
     print_table,
     render_records,
     to_csv,
@@ -179,7 +180,7 @@ def _print_problems(state: CliContext, job: Job, tasks: Sequence[Task]) -> None:
         ]
         for task in problems
     ]
-    title = f"Job {job.id}: {len(rows)} failed tasks"
+    title = f"Job {job.id}: {plural(len(rows), 'failed task')}"
     print_table(state.console, columns, rows, title=title)
 
 
@@ -254,7 +255,7 @@ def _print_log(
         # Workers upload no log for a command that printed nothing.
         state.say("  log: empty")
         return
-    shown = "whole log" if tail == 0 else f"last {tail} lines"
+    shown = "whole log" if tail == 0 else f"last {plural(tail, 'line')}"
     state.say(f"  log ({shown} of {storage.url_of(task.log_key)}):")
     if lines:
         write_text(state.console, "\n".join(f"    {line}" for line in lines))
@@ -390,4 +391,4 @@ def list_tasks(
         write_text(state.console, text.rstrip("\n"))
         return
     output.write_text(text if text.endswith("\n") else text + "\n")
-    state.say(f"Wrote {len(kept)} tasks of job {job.id} to {output}.")
+    state.say(f"Wrote {plural(len(kept), 'task')} of job {job.id} to {output}.")

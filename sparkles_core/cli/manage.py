@@ -16,6 +16,7 @@ import click
 
 from sparkles_core import layout
 from sparkles_core.cli.context import CliContext, pass_context
+from sparkles_core.cli.tables import plural
 from sparkles_core.errors import InputError
 
 if TYPE_CHECKING:
@@ -66,7 +67,8 @@ def fetch(state: CliContext, job_id: str, dest: Path | None, flat: bool) -> None
         count += len(state.client.fetch(task, folder))
         log_name = f"stdout-{task.index}.txt" if flat else "stdout.txt"
         count += _fetch_log(state, task, folder / log_name)
-    state.say(f"Fetched {count} files of {len(tasks)} tasks into {dest}.")
+    files, of = plural(count, "file"), plural(len(tasks), "task")
+    state.say(f"Fetched {files} of {of} into {dest}.")
 
 
 def _check_flat(state: CliContext, tasks: Sequence[Task]) -> None:
@@ -123,7 +125,7 @@ def kill(state: CliContext, pattern: str, keepcluster: bool) -> None:
         return
     for job in jobs:
         killed = state.client.kill(job.id, keep_cluster=True)
-        state.say(f"Job {job.id}: killed {killed} unfinished tasks.")
+        state.say(f"Job {job.id}: killed {plural(killed, 'unfinished task')}.")
     if not keepcluster:
         _stop_idle_clusters(state, jobs)
 
@@ -208,7 +210,7 @@ def _reset_tasks(state: CliContext, job_id: str, task_ids: Sequence[str]) -> Non
         # Workers never claim tasks of a killed job.
         store.set_job_status(job_id, JobStatus.SUBMITTED)
     state.say(
-        f"Job {job_id}: {count} tasks back to pending; "
+        f"Job {job_id}: {plural(count, 'task')} back to pending; "
         f"run 'sparkles watch {job_id}' to run them."
     )
 
@@ -237,7 +239,8 @@ def delete(state: CliContext, pattern: str, yes: bool) -> None:
         return
     for job in jobs:
         removed = _delete_job(state, job)
-        state.say(f"Deleted job {job.id}: {job.task_count} tasks, {removed} files.")
+        tasks, files = plural(job.task_count, "task"), plural(removed, "file")
+        state.say(f"Deleted job {job.id}: {tasks}, {files}.")
     _stop_idle_clusters(state, jobs)
 
 

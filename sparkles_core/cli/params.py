@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from sparkles_cas.cas import UploadReport
+from sparkles_core.cli.tables import plural
 from sparkles_core.errors import InputError
 from sparkles_core.models import Download, TaskSpec, UploadRules
 from sparkles_core.run_args import command_line, expand_caret_tokens
@@ -141,8 +142,9 @@ def _row(
     """Return one record as a row, refusing a record of the wrong width."""
     if len(fields) != len(columns):
         raise InputError(
-            f"Parameter file {str(path)!r}, line {line}: {len(fields)} fields "
-            f"but the header names {len(columns)} columns; quote values that "
+            f"Parameter file {str(path)!r}, line {line}: "
+            f"{plural(len(fields), 'field')} but the header names "
+            f"{plural(len(columns), 'column')}; quote values that "
             "contain commas."
         )
     return dict(zip(columns, fields, strict=True))

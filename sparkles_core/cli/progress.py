@@ -29,6 +29,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from sparkles_core.cli.tables import plural
 from sparkles_core.models import Job, NodeReq, NodeStatus, Task, TaskStatus
 from sparkles_core.store.base import Store
 
@@ -41,7 +42,6 @@ __all__ = [
     "describe_failure",
     "describe_nodes",
     "make_reporter",
-    "plural",
 ]
 
 # Parameters shown beside a failed task are cut to this many characters.
@@ -73,11 +73,6 @@ class Tally:
             running=counts.get(TaskStatus.CLAIMED, 0),
             pending=counts.get(TaskStatus.PENDING, 0),
         )
-
-
-def plural(count: int, noun: str) -> str:
-    """Return ``count`` with ``noun``, adding an s unless there is one."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def describe_nodes(nodes: Sequence[NodeReq]) -> str:

@@ -300,7 +300,7 @@ def _all_succeeded(state: CliContext, job: Job) -> bool:
 def _build_spec(state: CliContext, request: SubRequest, plan: _Plan) -> JobSpec:
     """Upload the inputs and return the job spec."""
     from sparkles_core.cli.params import stage_tasks
-    from sparkles_core.cli.progress import plural
+    from sparkles_core.cli.tables import plural
     from sparkles_core.models import JobSpec, UploadRules
     from sparkles_core.run_args import check_command_exists
 
@@ -318,8 +318,8 @@ def _build_spec(state: CliContext, request: SubRequest, plan: _Plan) -> JobSpec:
     if report.files:
         sent = plural(report.uploaded_files, "file")
         state.say(
-            f"{sent} ({report.uploaded_bytes} bytes) uploaded out of "
-            f"{plural(report.files, 'file')} ({report.bytes} bytes)"
+            f"{sent} ({plural(report.uploaded_bytes, 'byte')}) uploaded out of "
+            f"{plural(report.files, 'file')} ({plural(report.bytes, 'byte')})"
         )
     return JobSpec(
         name=plan.name,
@@ -334,7 +334,7 @@ def _place(
     state: CliContext, request: SubRequest, spec: JobSpec, existing: Job | None
 ) -> Job | None:
     """Reuse, retry or replace an existing job, or store a new one."""
-    from sparkles_core.cli.progress import plural
+    from sparkles_core.cli.tables import plural
 
     if existing is not None and existing.spec_hash == spec.spec_hash():
         if request.skip_if_exists:
@@ -354,7 +354,7 @@ def _place(
 
 def _retry(state: CliContext, job: Job) -> None:
     """Set the tasks of ``job`` that ended without success back to pending."""
-    from sparkles_core.cli.progress import plural
+    from sparkles_core.cli.tables import plural
     from sparkles_core.models import JobStatus, TaskStatus
 
     store = state.client.store

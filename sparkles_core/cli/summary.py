@@ -20,6 +20,7 @@ from sparkles_core.cli.tables import (
     describe_exit,
     format_bytes,
     format_duration,
+    plural,
     print_table,
 )
 
@@ -151,7 +152,9 @@ def _print_slowest(state: CliContext, tasks: Sequence[Task]) -> None:
         Column("parameters"),
     ]
     rows = [_slow_row(task) for task in timed[:SLOWEST]]
-    print_table(state.console, columns, rows, title=f"Slowest {len(rows)} tasks")
+    print_table(
+        state.console, columns, rows, title=f"Slowest {plural(len(rows), 'task')}"
+    )
 
 
 def _slow_row(task: Task) -> list[str]:
@@ -190,7 +193,9 @@ def summarize(state: CliContext, job_id: str) -> None:
         _cpu_times(tasks),
         peak_memory(tasks),
     ]
-    print_spreads(state, metrics, title=f"Job {job.id}: {len(tasks)} tasks ran")
+    print_spreads(
+        state, metrics, title=f"Job {job.id}: {plural(len(tasks), 'task')} ran"
+    )
     _print_slowest(state, tasks)
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "outcome_of",
     "parse_fields",
     "parse_filter",
+    "plural",
     "print_table",
     "render_records",
     "to_csv",
@@ -262,6 +263,11 @@ def render_records(
     header = list(dict.fromkeys(key for record in flat for key in record))
     rows = [[as_text(record.get(key)) for key in header] for record in flat]
     return to_csv(header, rows)
+
+
+def plural(count: int, noun: str) -> str:
+    """Return ``count`` with ``noun``, adding an s unless there is one."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def describe_exit(task: Task) -> str:

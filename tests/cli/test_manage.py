@@ -344,7 +344,7 @@ def test_delete_removes_records_and_job_files_but_not_the_cas(
     done = invoke("delete", "gone")
 
     assert done.exit_code == 0, done.output
-    assert f"Deleted job gone: 1 tasks, {len(stored)} files." in done.output
+    assert f"Deleted job gone: 1 task, {len(stored)} files." in done.output
     assert len(stored) == 2  # the log and result.json
     assert client.store.get_job("gone") is None
     assert client.tasks("gone") == []
