@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# What became of each part; a part that could not be tried is neither.
+OK, FAILED, SKIPPED = "ok", "FAILED", "skipped"
+
 
 @click.command()
 @pass_context
@@ -57,7 +60,12 @@ class Verdict:
     @property
     def passed(self) -> bool:
         """Return True if the part works."""
-        return self.result == "ok"
+        return self.result == OK
+
+    @property
+    def failed(self) -> bool:
+        """Return True if the part was tried and does not work."""
+        return self.result == FAILED
 
 
 class ProbeFailed(Exception):
@@ -95,7 +103,7 @@ def validate(state: CliContext, timeout: float) -> None:
     verdicts = [store_verdict, storage_verdict]
     if store is None or storage is None:
         needs = "needs a working store and storage"
-        verdicts.append(Verdict("cluster", config.cluster_url, "skipped", needs))
+        verdicts.append(Verdict("cluster", config.cluster_url, SKIPPED, needs))
     else:
         cluster = _ClusterProbe(config, store, storage, probe, timeout)
         verdicts.append(_attempt("cluster", config.cluster_url, cluster)[0])
@@ -109,9 +117,17 @@ def _report(state: CliContext, verdicts: list[Verdict]) -> None:
     columns = [Column("part"), Column("url"), Column("result"), Column("detail")]
     rows = [[v.part, v.url, v.result, v.detail] for v in verdicts]
     print_table(state.console, columns, rows)
-    failed = [v.part for v in verdicts if not v.passed]
-    if failed:
-        state.warn(f"Validation failed: {', '.join(failed)}.")
+    failed = [v.part for v in verdicts if v.failed]
+    skipped = [v.part for v in verdicts if v.result == SKIPPED]
+    if failed or skipped:
+        line = (
+            f"Validation failed: {', '.join(failed)}"
+            if failed
+            else "Validation incomplete"
+        )
+        if skipped:
+            line += f"; skipped: {', '.join(skipped)}"
+        state.warn(line + ".")
         click.get_current_context().exit(1)
     state.say("Every part works.")
 
@@ -127,9 +143,9 @@ def _attempt(
     # client raises that no backend translated; each is shown with its type.
     except Exception as exc:
         logger.debug("Validate %s: failed", part, exc_info=True)
-        return Verdict(part, url, "FAILED", f"{type(exc).__name__}: {exc}"), None
+        return Verdict(part, url, FAILED, f"{type(exc).__name__}: {exc}"), None
     elapsed = time.monotonic() - started
-    return Verdict(part, url, "ok", f"{detail} ({elapsed:.1f} s)"), value
+    return Verdict(part, url, OK, f"{detail} ({elapsed:.1f} s)"), value
 
 
 def _probe_store(url: str, probe: str) -> tuple[str, Store]:
