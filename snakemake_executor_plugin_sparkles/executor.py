@@ -7,8 +7,10 @@ Per job: upload its inputs and the workflow's sources to the CAS, store a
 one-task job whose command is the job's own Snakemake invocation, and wake
 the cluster monitor. Per status poll: read every active task in one store
 query; fetch the products of those that succeeded, the logs of those that
-failed, and report them to Snakemake. At the end, or on Ctrl-C: kill what
-is left and stop every cluster of the run.
+failed, and report them to Snakemake. A poll that cannot read the store is
+tried again at the next (see :mod:`.polling`); products that cannot be
+fetched fail their job only. At the end, or on Ctrl-C: kill what is left
+and stop every cluster of the run.
 
 The work is done by :class:`~snakemake_executor_plugin_sparkles.run.WorkflowRun`;
 this class translates between it and Snakemake's executor API.
@@ -22,11 +24,13 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.utils import format_cli_arg
 
+from snakemake_executor_plugin_sparkles.polling import StatusPolls
 from snakemake_executor_plugin_sparkles.settings import ExecutorSettings
 from snakemake_executor_plugin_sparkles.sources import check_snakefile
 
@@ -55,6 +59,7 @@ class Executor(RemoteExecutor):
         check_snakefile(self.snakefile, Path.cwd())
         self._run: WorkflowRun = WorkflowRun(settings, self.workflow, Path.cwd())
         self._status_interval_s = self._status_interval(settings)
+        self._polls = StatusPolls()
         config = self._run.client.config
         self.logger.info(
             f"Sparkles: run {self._run.run_id}, store {config.store_url}, "
@@ -110,27 +115,66 @@ class Executor(RemoteExecutor):
         """Report the jobs whose task has finished; yield the others."""
         if not active_jobs:
             return
-        async with self.status_rate_limiter:
-            tasks = self._run.tasks([info.external_jobid for info in active_jobs])
+        ids = [info.external_jobid for info in active_jobs]
+        try:
+            async with self.status_rate_limiter:
+                tasks = self._run.tasks(ids)
+        except WorkflowError as exc:
+            still_active = self._status_unread(active_jobs, exc)
+        else:
+            self._polls.succeeded()
+            still_active = [
+                info
+                for info in active_jobs
+                if self._still_active(info, tasks.get(info.external_jobid))
+            ]
+        for info in still_active:
+            yield info
+
+    def _still_active(self, info: SubmittedJobInfo, task: Task | None) -> bool:
+        """Report the job if its task has finished; return True if it has not."""
+        if task is None:
+            self._report_missing(info)
+        elif not task.status.finished:
+            # Pending again after a preemption is still running, as far as
+            # Snakemake is concerned: Sparkles retries it.
+            return True
+        elif task.succeeded:
+            self._report_success(info, task)
+        else:
+            self._report_failure(info, task)
+        return False
+
+    def _status_unread(
+        self, active_jobs: list[SubmittedJobInfo], error: WorkflowError
+    ) -> list[SubmittedJobInfo]:
+        """Return the jobs to poll again, or fail them all if the outage lasts."""
+        if not self._polls.failed(error):
+            return active_jobs
         for info in active_jobs:
-            task = tasks.get(info.external_jobid)
-            if task is None:
-                self._report_missing(info)
-            elif not task.status.finished:
-                # Pending again after a preemption is still running, as far
-                # as Snakemake is concerned: Sparkles retries it.
-                yield info
-            elif task.succeeded:
-                count = self._run.collect_success(task)
-                self.logger.debug(f"Sparkles: task {task.id}: {count} files fetched")
-                self.report_job_success(info)
-            else:
-                self._report_failure(info, task)
+            self._run.abandon(info.external_jobid)
+            self.report_job_error(
+                info,
+                msg=f"Sparkles could not read the status of task "
+                f"{info.external_jobid} for {self._polls.limit_min:g} min: {error} ",
+            )
+        return []
+
+    def _report_success(self, info: SubmittedJobInfo, task: Task) -> None:
+        try:
+            count = self._run.collect_success(task)
+        except WorkflowError as exc:
+            # One job's outputs that cannot come home fail that job only.
+            self.report_job_error(info, msg=f"{exc} ")
+            return
+        self.logger.debug(f"Sparkles: task {task.id}: {count} files fetched")
+        self.report_job_success(info)
 
     def _report_failure(self, info: SubmittedJobInfo, task: Task) -> None:
         message, log = self._run.collect_failure(task)
         # Snakemake appends its own advice to the message, hence the space.
-        self.report_job_error(info, msg=f"{message} ", aux_logs=[str(log)])
+        aux_logs = [] if log is None else [str(log)]
+        self.report_job_error(info, msg=f"{message} ", aux_logs=aux_logs)
 
     def _report_missing(self, info: SubmittedJobInfo) -> None:
         self._run.forget(info.external_jobid)

@@ -35,12 +35,17 @@ from snakemake_executor_plugin_sparkles.submission import (
 from snakemake_executor_plugin_sparkles.tracking import RunJobs, Submission
 from sparkles_cas.cas import UploadReport
 from sparkles_core.client import Client
+from sparkles_core.errors import SparklesError
 from sparkles_core.models import JobStatus, Task, TaskStatus
 from sparkles_core.submit import store_job
 
 __all__ = ["Submitted", "WorkflowRun"]
 
 logger = logging.getLogger(__name__)
+
+# Writing fetched files can fail locally (disk full, a folder in the way),
+# and a result.json that does not parse is a ValueError.
+_LOCAL_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -107,39 +112,77 @@ class WorkflowRun:
         return {task.id: task for task in tasks}
 
     def collect_success(self, task: Task) -> int:
-        """Fetch a succeeded task's products; return how many files came."""
-        submission = self._finish(task, JobStatus.COMPLETE)
-        return guarded(
-            f"fetch the outputs of task {task.id}",
-            lambda: fetch_products(self.client, task, submission.files, self.workdir),
-        )
+        """Fetch a succeeded task's products; return how many files came.
 
-    def collect_failure(self, task: Task) -> tuple[str, Path]:
+        Raise WorkflowError if they could not all be fetched: the job failed.
+        """
+        submission = self._take(task)
+        try:
+            count = guarded(
+                f"fetch the outputs of task {task.id}",
+                lambda: fetch_products(
+                    self.client, task, submission.files, self.workdir
+                ),
+                also=_LOCAL_ERRORS,
+            )
+        except WorkflowError:
+            self._record_end(task, JobStatus.FAILED)
+            raise
+        self._record_end(task, JobStatus.COMPLETE)
+        return count
+
+    def collect_failure(self, task: Task) -> tuple[str, Path | None]:
         """Fetch a failed task's logs; return what happened and the log's path."""
-        submission = self._finish(task, JobStatus.FAILED)
-        log = guarded(
-            f"fetch the log of task {task.id}",
-            lambda: fetch_failure_logs(
-                self.client, task, submission.files, self.workdir
-            ),
-        )
-        return describe_failure(task), log
+        submission = self._take(task)
+        self._record_end(task, JobStatus.FAILED)
+        message = describe_failure(task)
+        try:
+            log = guarded(
+                f"fetch the log of task {task.id}",
+                lambda: fetch_failure_logs(
+                    self.client, task, submission.files, self.workdir
+                ),
+                also=_LOCAL_ERRORS,
+            )
+        except WorkflowError as exc:
+            logger.warning("Task %s: %s", task.id, exc)
+            return f"{message} {exc}", None
+        return message, log
 
-    def _finish(self, task: Task, status: JobStatus) -> Submission:
-        """Forget the task's submission and record how its job ended."""
+    def _take(self, task: Task) -> Submission:
+        """Forget the task's submission and return it."""
         submission = self._jobs.pop(task.id)
         if submission is None:
             raise WorkflowError(f"Sparkles task {task.id!r} was reported twice.")
-        if task.status is not TaskStatus.KILLED:
-            guarded(
-                f"record the end of job {task.job_id}",
-                lambda: self.client.store.set_job_status(task.job_id, status),
-            )
         return submission
+
+    def _record_end(self, task: Task, status: JobStatus) -> None:
+        """Record how the task's job ended, unless it was killed."""
+        if task.status is TaskStatus.KILLED:
+            return
+        try:
+            self.client.store.set_job_status(task.job_id, status)
+        except SparklesError as exc:
+            # The record informs `sparkles status` only; Snakemake is told
+            # the job's outcome all the same.
+            logger.warning(
+                "Job %s: could not record it as %s: %s", task.job_id, status.value, exc
+            )
 
     def forget(self, task_id: str) -> None:
         """Stop following a task that is gone from the store."""
         self._jobs.pop(task_id)
+
+    def abandon(self, task_id: str) -> None:
+        """Stop following a task whose status cannot be read; kill it if possible."""
+        submission = self._jobs.pop(task_id)
+        if submission is None:
+            return
+        try:
+            self._kill(submission.job_id)
+        except WorkflowError as exc:
+            # close() tries again: it kills every unfinished job of the run.
+            logger.warning("Job %s: not killed yet: %s", submission.job_id, exc)
 
     def cancel(self, task_ids: list[str]) -> None:
         """Kill the jobs of these tasks; their nodes stop at :meth:`close`."""

@@ -39,11 +39,16 @@ _NOTHING = UploadReport(
 )
 
 
-def guarded(what: str, action: Callable[[], _T]) -> _T:
-    """Return ``action()``, turning Sparkles errors into WorkflowError."""
+def guarded(
+    what: str,
+    action: Callable[[], _T],
+    also: tuple[type[Exception], ...] = (),
+) -> _T:
+    """Return ``action()``; raise its Sparkles errors, or ``also``, as WorkflowError."""
+    caught: tuple[type[Exception], ...] = (SparklesError, StorageError, *also)
     try:
         return action()
-    except (SparklesError, StorageError) as exc:
+    except caught as exc:
         raise WorkflowError(f"Sparkles could not {what}: {exc}") from exc
 
 

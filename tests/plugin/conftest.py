@@ -19,7 +19,8 @@ from sparkles_core.plugins import open_storage
 from sparkles_core.store.sqlite import SQLiteStore
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
-EXAMPLES = Path(__file__).parents[2] / "example_workflows"
+REPO = Path(__file__).parents[2]
+EXAMPLES = REPO / "example_workflows"
 
 # A loaded two-core machine may need a minute for a few Snakemake start-ups.
 RUN_TIMEOUT_S = 240
@@ -90,6 +91,47 @@ def lingering_nodes(checked_home: Path) -> Iterator[Path]:
             client.provisioner.stop_cluster(cluster)
     finally:
         client.close()
+
+
+class FaultControl:
+    """Switches and counters of the faulty store that a run was pointed at."""
+
+    def __init__(self, folder: Path, home: Path) -> None:
+        self.folder = folder
+        site = folder / "site"
+        info = site / "faulty_store-0.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: faulty-store\n")
+        (info / "entry_points.txt").write_text(
+            "[sparkles]\nfaulty_store = tests.plugin.faulty_store\n"
+        )
+        self.env = {
+            "PYTHONPATH": os.pathsep.join([str(site), str(REPO)]),
+            "FAULTY_STORE_DIR": str(folder),
+            "SPARKLES_STORE": f"faultysqlite://{home}/store.db",
+        }
+
+    def fail_task_reads(self, failing: bool = True) -> None:
+        """Make the submitting process's task reads fail, or work again."""
+        flag = self.folder / "fail-get-tasks"
+        if failing:
+            flag.touch()
+        else:
+            flag.unlink(missing_ok=True)
+
+    def task_reads(self) -> list[int]:
+        """Return how many ids each task read of the submitting process asked for."""
+        log = self.folder / "get_tasks.log"
+        return [int(line) for line in log.read_text().split()] if log.exists() else []
+
+
+@pytest.fixture
+def faulty_store(home: Path, tmp_path: Path) -> FaultControl:
+    """Return the controls of a store plugin that fails or counts on demand.
+
+    Pass ``faulty_store.env`` to the run; the store is the run's usual file.
+    """
+    return FaultControl(tmp_path / "faults", home)
 
 
 class StoreView:

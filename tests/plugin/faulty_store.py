@@ -1,0 +1,62 @@
+"""A third-party store plugin for tests: the real SQLite store, watched.
+
+Registered through the ``sparkles`` entry points like any plugin (the
+``faulty_store`` fixture installs it into a folder on ``PYTHONPATH``), it
+offers ``faultysqlite:///path/store.db``: the SQLite store at that path, with
+two additions for the process that submits (not for workers):
+
+- each ``get_tasks`` call appends the number of ids asked for to
+  ``$FAULTY_STORE_DIR/get_tasks.log``;
+- while ``$FAULTY_STORE_DIR/fail-get-tasks`` exists, ``get_tasks`` raises
+  StoreError, as a store that cannot be reached would.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+from sparkles_core.errors import StoreError
+from sparkles_core.hooks import hookimpl
+from sparkles_core.models import Task
+from sparkles_core.store.base import Store
+from sparkles_core.store.sqlite import SQLiteStore
+
+SCHEME = "faultysqlite"
+FAIL_FLAG = "fail-get-tasks"
+CALL_LOG = "get_tasks.log"
+
+
+def _control() -> Path | None:
+    """Return the control folder, or None in a worker (left alone)."""
+    if "sparkles_worker" in sys.argv[0]:
+        return None
+    folder = os.environ.get("FAULTY_STORE_DIR")
+    return Path(folder) if folder else None
+
+
+class FaultyStore(SQLiteStore):
+    """The SQLite store, whose task reads can be counted and made to fail."""
+
+    def get_tasks(self, task_ids: Iterable[str]) -> list[Task]:
+        """Record the call; fail while the flag file exists."""
+        wanted = list(task_ids)
+        control = _control()
+        if control is not None:
+            with (control / CALL_LOG).open("a") as log:
+                log.write(f"{len(wanted)}\n")
+            if (control / FAIL_FLAG).exists():
+                raise StoreError(f"{self.url}: injected failure reading tasks")
+        return super().get_tasks(wanted)
+
+
+def _open(url: str) -> Store:
+    return FaultyStore.from_url(url.replace(f"{SCHEME}://", "sqlite://", 1))
+
+
+@hookimpl
+def sparkles_store_backends() -> Mapping[str, Callable[[str], Store]]:
+    """Offer the faulty SQLite store."""
+    return {SCHEME: _open}
