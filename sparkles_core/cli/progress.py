@@ -75,10 +75,15 @@ class Tally:
         )
 
 
-def describe_nodes(nodes: Sequence[NodeReq]) -> str:
-    """Return the nodes still starting or running (and failed) by class."""
+def describe_nodes(nodes: Sequence[NodeReq], by_class: bool = True) -> str:
+    """Return the nodes still starting or running (and failed), by class.
+
+    Without ``by_class`` the classes are left out: this machine's worker
+    processes are neither spot capacity nor billed, whatever the machine
+    spec says.
+    """
     shown = Counter(
-        (node.node_class.value, node.status.value)
+        (node.node_class.value if by_class else "", node.status.value)
         for node in nodes
         if node.status is not NodeStatus.COMPLETE
     )
@@ -87,7 +92,8 @@ def describe_nodes(nodes: Sequence[NodeReq]) -> str:
     parts = []
     for node_class in sorted({node_class for node_class, _ in shown}):
         states = sorted((s, n) for (c, s), n in shown.items() if c == node_class)
-        parts.append(f"{node_class} " + ", ".join(f"{n} {s}" for s, n in states))
+        counts = ", ".join(f"{n} {s}" for s, n in states)
+        parts.append(f"{node_class} {counts}" if node_class else counts)
     return "; ".join(parts)
 
 
@@ -161,8 +167,15 @@ class FailureFeed:
 class WatchReporter(abc.ABC):
     """Show watched jobs: progress, nodes, one task's log, failures."""
 
-    def __init__(self, console: Console, store: Store, jobs: Sequence[Job]) -> None:
+    def __init__(
+        self,
+        console: Console,
+        store: Store,
+        jobs: Sequence[Job],
+        node_classes: bool = True,
+    ) -> None:
         self.console = console
+        self._node_classes = node_classes
         self._jobs = {job.id: job for job in jobs}
         self._failures = {job.id: FailureFeed(store, job) for job in jobs}
         self._log_task: str | None = None
@@ -188,7 +201,7 @@ class WatchReporter(abc.ABC):
         for task in failures.poll(counts):
             self._print(describe_failure(task), "red")
         tally = Tally.of(self._jobs[job.id], counts, failures.count)
-        self._show(job.id, tally, describe_nodes(nodes))
+        self._show(job.id, tally, describe_nodes(nodes, self._node_classes))
 
     def log(self, task_id: str, data: bytes) -> None:
         """Show the complete lines of the followed task's output."""
@@ -241,8 +254,14 @@ class WatchReporter(abc.ABC):
 class PlainReporter(WatchReporter):
     """Report in plain lines, for output that is not a terminal."""
 
-    def __init__(self, console: Console, store: Store, jobs: Sequence[Job]) -> None:
-        super().__init__(console, store, jobs)
+    def __init__(
+        self,
+        console: Console,
+        store: Store,
+        jobs: Sequence[Job],
+        node_classes: bool = True,
+    ) -> None:
+        super().__init__(console, store, jobs, node_classes)
         self._last: dict[str, str] = {}
 
     def _show(self, job_id: str, tally: Tally, nodes: str) -> None:
@@ -262,8 +281,14 @@ class PlainReporter(WatchReporter):
 class LiveReporter(WatchReporter):
     """Report with a live progress bar per job, for a terminal."""
 
-    def __init__(self, console: Console, store: Store, jobs: Sequence[Job]) -> None:
-        super().__init__(console, store, jobs)
+    def __init__(
+        self,
+        console: Console,
+        store: Store,
+        jobs: Sequence[Job],
+        node_classes: bool = True,
+    ) -> None:
+        super().__init__(console, store, jobs, node_classes)
         self._bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -309,8 +334,10 @@ class LiveReporter(WatchReporter):
         self._live.update(Group(self._bar, Text(below, style="dim")), refresh=True)
 
 
-def make_reporter(console: Console, store: Store, jobs: Sequence[Job]) -> WatchReporter:
+def make_reporter(
+    console: Console, store: Store, jobs: Sequence[Job], node_classes: bool = True
+) -> WatchReporter:
     """Return the reporter that suits where the console writes."""
     if console.is_terminal:
-        return LiveReporter(console, store, jobs)
-    return PlainReporter(console, store, jobs)
+        return LiveReporter(console, store, jobs, node_classes)
+    return PlainReporter(console, store, jobs, node_classes)

@@ -111,7 +111,10 @@ def watch_jobs(
     """
     from sparkles_core.cli.progress import make_reporter
 
-    reporter = make_reporter(state.console, state.client.store, jobs)
+    client = state.client
+    # Local nodes are this machine's processes: a billing class means nothing.
+    classes = client.config.cluster_url != "local"
+    reporter = make_reporter(state.console, client.store, jobs, classes)
     logger.info("Watching %d jobs", len(jobs))
     try:
         with reporter:

@@ -319,6 +319,27 @@ def test_nodes_are_shown_by_class_and_state(nodes: list[NodeReq], text: str) -> 
     assert describe_nodes(nodes) == text
 
 
+def test_nodes_without_classes_are_counted_by_state() -> None:
+    nodes = [
+        node(NodeStatus.STAGING, NodeClass.STANDARD),
+        node(NodeStatus.RUNNING),
+        node(NodeStatus.RUNNING),
+    ]
+    assert describe_nodes(nodes, by_class=False) == "2 running, 1 staging"
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("plain_output")
+def test_local_nodes_are_shown_without_a_class(home: Path, invoke: Invoke) -> None:
+    submit(invoke, "here", "sleep 0.5")
+
+    done = run_sparkles("watch", "here")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "; nodes: 1 running" in done.stdout
+    assert "preemptible" not in done.stdout
+
+
 def task(**fields: object) -> Task:
     values: dict[str, object] = {
         "id": "j.1",
