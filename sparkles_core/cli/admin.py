@@ -17,7 +17,7 @@ import click
 
 from sparkles_core import layout
 from sparkles_core.cli.context import CliContext, pass_context
-from sparkles_core.cli.tables import Column, print_table
+from sparkles_core.cli.tables import Column, print_table, status_style
 
 if TYPE_CHECKING:
     from sparkles_cas.storage import ObjectStorage
@@ -114,7 +114,12 @@ def validate(state: CliContext, timeout: float) -> None:
 
 def _report(state: CliContext, verdicts: list[Verdict]) -> None:
     """Print the verdicts; exit 1 unless every part passed."""
-    columns = [Column("part"), Column("url"), Column("result"), Column("detail")]
+    columns = [
+        Column("part"),
+        Column("url"),
+        Column("result", style=status_style),
+        Column("detail"),
+    ]
     rows = [[v.part, v.url, v.result, v.detail] for v in verdicts]
     print_table(state.console, columns, rows)
     failed = [v.part for v in verdicts if v.failed]

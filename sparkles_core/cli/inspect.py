@@ -27,6 +27,7 @@ from sparkles_core.cli.tables import (
     Filter,
     Outcome,
     describe_exit,
+    exit_style,
     format_time,
     outcome_of,
     parse_fields,
@@ -34,6 +35,7 @@ from sparkles_core.cli.tables import (
     plural,
     print_table,
     render_records,
+    status_style,
     to_csv,
     write_text,
 )
@@ -52,7 +54,7 @@ TAIL_BYTES = 256 * 1024
 
 _STATUS_COLUMNS = [
     Column("job"),
-    Column("status"),
+    Column("status", style=status_style),
     Column("tasks", numeric=True),
     *(Column(outcome.value, numeric=True) for outcome in Outcome),
     Column("nodes", numeric=True),
@@ -165,8 +167,8 @@ def _print_problems(state: CliContext, job: Job, tasks: Sequence[Task]) -> None:
         return
     columns = [
         Column("task"),
-        Column("outcome"),
-        Column("exit"),
+        Column("outcome", style=status_style),
+        Column("exit", style=exit_style),
         Column("command"),
         Column("reason"),
     ]
@@ -316,7 +318,9 @@ def show(
         header = [f"sparkles_{name}" for name in fixed] + names
         write_text(state.console, to_csv(header, rows).rstrip("\n"))
         return
-    columns = [Column(name) for name in fixed] + [Column(name) for name in names]
+    styles = {"status": status_style, "exit": exit_style}
+    columns = [Column(name, style=styles.get(name)) for name in fixed]
+    columns += [Column(name) for name in names]
     print_table(state.console, columns, rows)
 
 

@@ -18,6 +18,7 @@ from sparkles_core.cli.context import CliContext, pass_context
 from sparkles_core.cli.tables import (
     Column,
     describe_exit,
+    exit_style,
     format_bytes,
     format_duration,
     plural,
@@ -148,7 +149,7 @@ def _print_slowest(state: CliContext, tasks: Sequence[Task]) -> None:
         Column("run time", numeric=True),
         Column("CPU time", numeric=True),
         Column("peak memory", numeric=True),
-        Column("exit"),
+        Column("exit", style=exit_style),
         Column("parameters"),
     ]
     rows = [_slow_row(task) for task in timed[:SLOWEST]]

@@ -16,7 +16,7 @@ import csv
 import io
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,7 @@ __all__ = [
     "as_text",
     "check_path",
     "describe_exit",
+    "exit_style",
     "flatten",
     "format_bytes",
     "format_duration",
@@ -45,6 +46,7 @@ __all__ = [
     "plural",
     "print_table",
     "render_records",
+    "status_style",
     "to_csv",
     "to_json",
     "write_text",
@@ -80,10 +82,39 @@ def outcome_of(task: Task) -> Outcome:
 
 @dataclass(frozen=True)
 class Column:
-    """A table column: its header and whether its values are numbers."""
+    """A table column: its header, whether its values are numbers, and the
+    colour of each value on a terminal (``style`` maps a value to a rich
+    style, "" for none)."""
 
     header: str
     numeric: bool = False
+    style: Callable[[str], str] | None = None
+
+
+# Green for done well, red for done badly, yellow for not done yet.
+_STATUS_STYLES = {
+    "ok": "green",
+    "complete": "green",
+    "nonzero": "red",
+    "failed": "red",
+    "killed": "magenta",
+    "pending": "yellow",
+    "claimed": "yellow",
+    "running": "yellow",
+    "skipped": "yellow",
+}
+
+
+def status_style(value: str) -> str:
+    """Return the colour of a task outcome, a job state or a verdict."""
+    return _STATUS_STYLES.get(value.lower(), "")
+
+
+def exit_style(value: str) -> str:
+    """Return the colour of an exit code: green for 0, red for the rest."""
+    if value in ("", EMPTY):
+        return ""
+    return "green" if value == "0" else "red"
 
 
 def print_table(
@@ -126,7 +157,12 @@ def _rich_table(
         )
     for row in rows:
         # Text, not str: a command such as "echo [red]" is not markup.
-        table.add_row(*(Text(cell) for cell in row))
+        table.add_row(
+            *(
+                Text(cell, style=column.style(cell) if column.style else "")
+                for cell, column in zip(row, columns, strict=True)
+            )
+        )
     return table
 
 

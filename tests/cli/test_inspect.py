@@ -272,6 +272,46 @@ def test_show_csv(
     assert (result.exit_code, result.output) == (0, expected)
 
 
+def colours_of(output: str, value: str) -> set[str]:
+    """Return the ANSI codes a terminal table gave the cells showing ``value``."""
+    cell = r"\x1b\[([0-9;]+)m" + re.escape(value) + r" *\x1b\[0m"
+    return set(re.findall(cell, output))
+
+
+GREEN, RED, YELLOW = "32", "31", "33"
+TERMINAL = {"FORCE_COLOR": "1", "COLUMNS": "200"}
+
+
+def test_show_on_a_terminal_colours_statuses_and_exit_codes(
+    sample: Sample, invoke: Invoke
+) -> None:
+    output = invoke("show", "sample", "-e", env=TERMINAL).output
+
+    assert colours_of(output, "ok") == {GREEN}
+    assert colours_of(output, "nonzero") == {RED}
+    assert colours_of(output, "failed") == {RED}
+    assert colours_of(output, "pending") == {YELLOW}
+    assert colours_of(output, "0") == {GREEN}
+    assert colours_of(output, "3") == {RED}
+    assert colours_of(output, "signal 9") == {RED}
+    assert colours_of(output, "a") == set()  # parameters stay plain
+
+
+def test_status_on_a_terminal_colours_job_states(
+    finished: Callable[..., Job], invoke: Invoke
+) -> None:
+    finished("good", [TaskSpec(command="true")])
+    finished("bad", [TaskSpec(command="exit 1")])
+    finished("later", [TaskSpec(command="true")], ran=0)
+
+    output = invoke("status", "--failed", env=TERMINAL).output
+
+    assert YELLOW in colours_of(output, "pending")
+    assert colours_of(output, "complete") == {GREEN}
+    assert RED in colours_of(output, "failed")
+    assert colours_of(output, "nonzero") - {"1"} == {RED}  # "1": a bold header
+
+
 def test_show_piped_is_plain_text(sample: Sample) -> None:
     done = run_sparkles("show", "LAST", "-e")
     assert done.returncode == 0, done.stderr
