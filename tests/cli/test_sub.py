@@ -223,7 +223,7 @@ BAD_INPUT = [
     (["-n", "bad", "-u", "@missing.list", "true"], "upload list"),
     (["-n", "bad", "--params", "empty.csv", "true"], "is empty"),
     (["-n", "bad", "--params", "header.csv", "true"], "no rows"),
-    (["-n", "bad", "--params", "ragged.csv", "true"], "line 3: 1 fields"),
+    (["-n", "bad", "--params", "ragged.csv", "true"], "line 3: 1 field but"),
     (["-n", "bad", "--params", "latin1.csv", "true"], "not UTF-8"),
     (["-n", "bad", "--params", "missing.csv", "true"], "Cannot read"),
     (["-n", "bad", "--gpu", "t4:0", "true"], "TYPE:COUNT"),
