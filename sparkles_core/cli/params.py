@@ -2,16 +2,19 @@
 
 Each task of a job gets one row of parameters. ``--params FILE`` gives one row
 per CSV record, with the header naming the columns; ``--seq N`` gives the rows
-``index=0`` to ``index=N-1``. In the command, ``{name}`` stands for the task's
-value of ``name``; ``{{`` and ``}}`` stand for literal braces, and ``${name}``
-is left alone for the shell. A ``^path`` word of the command, after the
-placeholders are filled, uploads that file for its task alone; ``-u`` inputs
-go to every task.
+``index=0`` to ``index=N-1``; CSV names and values are stripped of the
+spaces around them. In the command, ``{name}`` stands for the task's value
+of ``name`` (a column named ``my col`` is written ``{my col}``) and a
+``{name}`` that names no column is refused; ``{{`` and ``}}`` stand for
+literal braces, and ``${name}`` is left alone for the shell. A ``^path``
+word of the command, after the placeholders are filled, uploads that file
+for its task alone; ``-u`` inputs go to every task.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,8 +44,19 @@ __all__ = [
 
 # A name must start like an identifier so that shell brace expansion such as
 # ``file.{txt,bak}`` and awk blocks such as ``{print $1}`` are not mistaken
-# for placeholders.
-_TOKEN = re.compile(r"\{\{|\}\}|(?<!\$)\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
+# for placeholders. A column whose name is not like that (``my col``) is
+# added to the pattern by name, so only its exact name is a placeholder.
+_NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"
+_TOKEN = re.compile(rf"\{{\{{|\}}\}}|(?<!\$)\{{({_NAME})\}}")
+
+
+def _placeholders(columns: Iterable[str]) -> re.Pattern[str]:
+    """Return the pattern of placeholders, braces and the columns' names."""
+    odd = sorted((c for c in columns if not re.fullmatch(_NAME, c)), key=len)
+    if not odd:
+        return _TOKEN
+    names = "|".join(re.escape(name) for name in reversed(odd))
+    return re.compile(rf"\{{\{{|\}}\}}|(?<!\$)\{{({names}|{_NAME})\}}")
 
 
 @dataclass(frozen=True)
@@ -53,10 +67,15 @@ class ParamTable:
     columns: tuple[str, ...]
     rows: tuple[dict[str, str], ...]
 
+    @functools.cached_property
+    def pattern(self) -> re.Pattern[str]:
+        """Return the pattern that finds this table's placeholders."""
+        return _placeholders(self.columns)
+
     def check_placeholders(self, words: Iterable[str]) -> None:
         """Raise InputError if a placeholder in ``words`` names no column."""
         for word in words:
-            for match in _TOKEN.finditer(word):
+            for match in self.pattern.finditer(word):
                 name = match.group(1)
                 if name is not None and name not in self.columns:
                     raise InputError(
@@ -147,10 +166,12 @@ def _row(
             f"{plural(len(columns), 'column')}; quote values that "
             "contain commas."
         )
-    return dict(zip(columns, fields, strict=True))
+    return dict(zip(columns, (value.strip() for value in fields), strict=True))
 
 
-def fill_placeholders(words: Sequence[str], row: Mapping[str, str]) -> list[str]:
+def fill_placeholders(
+    words: Sequence[str], row: Mapping[str, str], pattern: re.Pattern[str] = _TOKEN
+) -> list[str]:
     """Return ``words`` with each ``{name}`` replaced by the row's value."""
 
     def replace(match: re.Match[str]) -> str:
@@ -159,7 +180,7 @@ def fill_placeholders(words: Sequence[str], row: Mapping[str, str]) -> list[str]
             return match.group(0)[0]
         return row[name]
 
-    return [_TOKEN.sub(replace, word) for word in words]
+    return [pattern.sub(replace, word) for word in words]
 
 
 @dataclass(frozen=True)
@@ -179,7 +200,8 @@ def plan_commands(argv: Sequence[str], table: ParamTable | None) -> list[TaskCom
     table.check_placeholders(argv)
     commands = []
     for row in table.rows:
-        words, inputs = expand_caret_tokens(fill_placeholders(argv, row))
+        filled = fill_placeholders(argv, row, table.pattern)
+        words, inputs = expand_caret_tokens(filled)
         commands.append(TaskCommand(command_line(words), dict(row), tuple(inputs)))
     return commands
 

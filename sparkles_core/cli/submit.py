@@ -80,9 +80,10 @@ Examples:
 COMMAND is the rest of the line: one argument is run as a shell line,
 several are quoted and run as one command. With --params or --seq, {name}
 is replaced per task by that column's value ({{ and }} give literal
-braces). A token written ^PATH uploads that file and is replaced by its
-path in the task's folder. -u takes SRC, SRC:DST, a folder (sent whole)
-or @LISTFILE (one SRC[:DST] per line).
+braces); a {name} that is no column is refused. CSV names and values are
+stripped of surrounding spaces. A token written ^PATH uploads that file
+and is replaced by its path in the task's folder. -u takes SRC, SRC:DST,
+a folder (sent whole) or @LISTFILE (one SRC[:DST] per line).
 
 \b
 If a job of this name exists, it is killed and replaced (see the

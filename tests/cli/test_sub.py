@@ -60,6 +60,21 @@ def test_params_csv_with_bom_gives_one_task_per_row(
     assert "sparkles watch rows" in result.output
 
 
+def test_columns_with_spaces_are_placeholders_and_values_are_stripped(
+    home: Path, client: Client, invoke: Invoke
+) -> None:
+    Path("rows.csv").write_text(" my col , n\n a b , 1 \n")
+
+    result = invoke(
+        "sub", "--no-wait", "-n", "sp", "--params", "rows.csv",
+        "echo {my col} {n} {n}.txt",
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert commands(client, "sp") == ["echo a b 1 1.txt"]
+    assert client.tasks("sp")[0].spec.parameters == {"my col": "a b", "n": "1"}
+
+
 def test_seq_numbers_tasks_from_zero(
     home: Path, client: Client, invoke: Invoke
 ) -> None:
@@ -230,6 +245,7 @@ BAD_INPUT = [
     (["-n", "bad", "--cd", "../up", "true"], "climbs out"),
     (["-n", "bad", "-u", "present.txt:x", "-u", "other.txt:x", "true"], "Two"),
     (["-n", "bad", "no-such-program-here"], "not found on this machine"),
+    (["-n", "bad", "--params", "sp.csv", "echo {my_col}"], "available: my col."),
 ]
 BAD_INPUT_IDS = [
     "bad-name",
@@ -249,6 +265,7 @@ BAD_INPUT_IDS = [
     "cd-climbs-out",
     "two-files-one-place",
     "unknown-program",
+    "missing-column-beside-a-spaced-one",
 ]
 
 
@@ -258,6 +275,7 @@ def bad_input_files(home: Path) -> None:
     Path("present.txt").write_text("present")
     Path("other.txt").write_text("other")
     write_csv(Path("p.csv"), [["a", "b"], ["1", "2"]])
+    write_csv(Path("sp.csv"), [["my col"], ["1"]])
     Path("empty.csv").write_text("")
     Path("header.csv").write_text("a,b\n")
     Path("ragged.csv").write_text("a,b\n1,2\n3\n")
