@@ -9,7 +9,12 @@ workers in order. On disk, under the state folder::
     cache/                   the node-level CAS cache, shared by all workers
 
 A node's record carries its pid and process start time, so another process
-(``sparkles status``) can tell a live worker from a reused pid.
+(``sparkles status``) can tell a live worker from a reused pid. Since the
+worker leads its own session, every process it starts (the task's command
+runs in a process group of its own, but in the same session) carries the
+worker's pid as its session id: when a node is stopped, or found to have
+died, whatever is left of its session is killed, so a worker that died
+mid-task leaves no command running.
 """
 
 from __future__ import annotations
@@ -111,6 +116,8 @@ class LocalCluster(Provisioner):
         for index, node in enumerate(nodes):
             status = self._status(node)
             if status is not node.status:
+                if not status.alive:
+                    _kill_session(node)  # a dead worker's command lives on
                 node = node.model_copy(
                     update={"status": status, "updated": time.time()}
                 )
@@ -141,6 +148,7 @@ class LocalCluster(Provisioner):
             proc = self._procs.pop(node.id, None)
             if proc is not None:
                 proc.wait()  # reap it; it was signalled or had already ended
+            _kill_session(node)
             shutil.rmtree(self._home / "nodes" / node.id, ignore_errors=True)
         self._store.delete_nodes(node.id for node in nodes)
 
@@ -154,9 +162,12 @@ class LocalCluster(Provisioner):
                 psutil.Process(int(node.detail["pid"])).wait(timeout)
         except (subprocess.TimeoutExpired, psutil.TimeoutExpired):
             logger.warning("Node %s: did not stop in time; killing it", node.id)
-            _kill_tree(int(node.detail["pid"]))
+            # The worker goes first: were its command killed first, it could
+            # still record the kill as the task's result.
+            _signal(node, signal.SIGKILL)
             if proc is not None:
                 proc.wait()
+            _kill_session(node)
         except psutil.NoSuchProcess:
             pass
 
@@ -183,15 +194,40 @@ def _signal(node: NodeReq, signum: signal.Signals) -> None:
         os.kill(int(node.detail["pid"]), signum)
 
 
-def _kill_tree(pid: int) -> None:
-    """SIGKILL a worker and every process it started."""
-    try:
-        parent = psutil.Process(pid)
-        # The worker goes first: were its command killed first, it could
-        # still record the kill as the task's result.
-        family = [parent, *parent.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return
-    for process in family:
-        with contextlib.suppress(psutil.NoSuchProcess):
+def _kill_session(node: NodeReq) -> None:
+    """SIGKILL what is left of the session the node's worker led."""
+    leftovers = _session_members(node)
+    for process in leftovers:
+        with contextlib.suppress(psutil.Error):
             process.kill()
+    if leftovers:
+        pids = ", ".join(str(process.pid) for process in leftovers)
+        logger.warning("Node %s: killed processes it left behind: %s", node.id, pids)
+
+
+def _session_members(node: NodeReq) -> list[psutil.Process]:
+    """Return the processes, other than the worker, in the worker's session."""
+    try:
+        sid = int(node.detail["pid"])
+    except (KeyError, ValueError):
+        return []
+    if _pid_reused(node, sid):
+        # The session id was free to be taken, so no process of ours has it.
+        return []
+    members = []
+    for process in psutil.process_iter(["status"]):
+        if process.pid == sid or process.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        with contextlib.suppress(OSError):
+            if os.getsid(process.pid) == sid:
+                members.append(process)
+    return members
+
+
+def _pid_reused(node: NodeReq, pid: int) -> bool:
+    """Return True if ``pid`` now belongs to a process other than the worker."""
+    try:
+        started = psutil.Process(pid).create_time()
+    except psutil.Error:
+        return False
+    return abs(started - float(node.detail.get("started", "0"))) >= 0.01
