@@ -152,9 +152,12 @@ input; with --no-wait, 0 once the job is stored."""
 )
 @click.option(
     "--gpu",
+    "--add-gpu",
+    "gpu",
     default=None,
     metavar="TYPE[:COUNT]",
-    help="GPUs on each node, such as nvidia-tesla-t4:2.",
+    help="GPUs on each node, such as nvidia-tesla-t4:2 (--add-gpu is the "
+    "Sparklespray spelling).",
 )
 @click.option(
     "--no-wait",

@@ -184,6 +184,15 @@ def test_caret_tokens_upload_each_tasks_own_file(
     assert list(downloads(second)) == ["in/q.txt"]
 
 
+def test_add_gpu_is_another_name_for_gpu(
+    home: Path, client: Client, invoke: Invoke
+) -> None:
+    result = invoke("sub", "--no-wait", "-n", "g", "--add-gpu", "nvidia-l4", "true")
+
+    assert result.exit_code == 0, result.output
+    assert client.job("g").machine.gpus == (GPU(type="nvidia-l4", count=1),)
+
+
 def test_second_submission_uploads_nothing(
     home: Path, client: Client, invoke: Invoke
 ) -> None:
