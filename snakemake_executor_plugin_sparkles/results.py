@@ -67,9 +67,19 @@ def describe_failure(task: Task) -> str:
     if task.status is TaskStatus.FAILED:
         reason = task.failure_reason or "no reason recorded"
         return f"Sparkles could not run task {task.id}: {reason}."
+    if task.timed_out:
+        return f"Sparkles task {task.id} timed out{_after(task.spec.timeout)}."
     if task.signal is not None:
         return f"Sparkles task {task.id} was killed by signal {task.signal}."
     return f"Sparkles task {task.id} exited with status {task.exit_code}."
+
+
+def _after(timeout: float | None) -> str:
+    """Return how long the job was allowed, and which resource said so."""
+    if timeout is None:
+        return " (resources: runtime)"
+    # The runtime resource is in minutes, and so is what the user sees.
+    return f" after {timeout / 60:g} min (resources: runtime)"
 
 
 def _result(client: Client, task: Task) -> TaskResult | None:

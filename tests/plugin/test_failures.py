@@ -73,6 +73,30 @@ def test_task_output_is_kept_when_the_rule_has_no_log(
     assert "said-on-stdout" in result.stderr
 
 
+def test_runtime_overrun_is_reported_as_a_timeout(
+    run_snakemake: RunSnakemake, stored: OpenStore
+) -> None:
+    # Snakemake counts runtime in whole minutes, so one minute is the least.
+    write_snakefile(
+        Path.cwd(),
+        """
+        rule slow:
+            output: "never.txt"
+            resources: runtime=1
+            shell: "sleep 600 && touch {output}"
+        """,
+    )
+
+    result = run_snakemake(check=False)
+
+    assert result.returncode != 0
+    (task,) = stored().tasks()
+    assert f"Sparkles task {task.id} timed out after 1 min (resources: runtime)." in (
+        result.stderr
+    )
+    assert "killed by signal" not in result.stderr
+
+
 def test_sigint_kills_tasks_and_stops_workers(
     checked_home: Path, stored: OpenStore
 ) -> None:
