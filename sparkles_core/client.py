@@ -72,9 +72,21 @@ class Client:
         """Upload local files to the CAS; return their downloads and a report."""
         return stage_inputs(self.cas, inputs)
 
-    def submit(self, spec: JobSpec, job_id: str | None = None) -> Job:
-        """Store the job; its tasks are claimable when this returns."""
-        return store_job(self.store, job_id or new_job_id(), spec)
+    def check_job(self, spec: JobSpec) -> None:
+        """Raise ClusterError if the configured cluster cannot run ``spec``."""
+        self.provisioner.check_job(spec)
+
+    def submit(
+        self, spec: JobSpec, job_id: str | None = None, cluster_extra: str = ""
+    ) -> Job:
+        """Store the job; its tasks are claimable when this returns.
+
+        The cluster is asked first whether it can run the job, so a job it
+        would refuse is never stored. ``cluster_extra`` keeps apart the
+        clusters of, say, different workflow runs with the same needs.
+        """
+        self.check_job(spec)
+        return store_job(self.store, job_id or new_job_id(), spec, cluster_extra)
 
     def job(self, job_id: str) -> Job:
         """Return the job, or raise JobNotFound."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sparkles_core.models import MachineSpec, NodeClass, NodeReq
+from sparkles_core.models import JobSpec, MachineSpec, NodeClass, NodeReq
 from sparkles_core.store.base import Store
 
 if TYPE_CHECKING:
@@ -74,6 +74,13 @@ class WorkerLaunch:
 
 class Provisioner(abc.ABC):
     """Nodes of clusters on one kind of infrastructure."""
+
+    def check_job(self, spec: JobSpec) -> None:  # noqa: B027 - most run any job
+        """Raise ClusterError if this cluster cannot run ``spec`` as asked.
+
+        Every front end's submission calls this before the job is stored,
+        so a refusal leaves nothing behind. The message says what to change.
+        """
 
     @abc.abstractmethod
     def add_nodes(

@@ -15,6 +15,11 @@ runs in a process group of its own, but in the same session) carries the
 worker's pid as its session id: when a node is stopped, or found to have
 died, whatever is left of its session is killed, so a worker that died
 mid-task leaves no command running.
+
+A job that names an image runs through the container runtime: its workers
+get ``--container-runtime=docker``. That needs a container engine that
+answers here (``docker info`` succeeds); without one the job is refused
+before it is stored, rather than run on this machine outside its image.
 """
 
 from __future__ import annotations
@@ -33,15 +38,20 @@ import psutil
 
 from sparkles_core.cluster.base import ClusterContext, Provisioner, WorkerLaunch
 from sparkles_core.errors import ClusterError
-from sparkles_core.models import NodeClass, NodeReq, NodeStatus
+from sparkles_core.models import JobSpec, NodeClass, NodeReq, NodeStatus
 
-__all__ = ["LocalCluster"]
+__all__ = ["CONTAINER_RUNTIME", "LocalCluster", "container_engine_answers"]
 
 logger = logging.getLogger(__name__)
 
 # Long enough for a worker to stop its command and hand the task back,
 # short enough that Ctrl-C feels immediate.
 STOP_GRACE_S = 10.0
+# The runtime local workers run images with; the worker offers only this one.
+CONTAINER_RUNTIME = "docker"
+# A daemon that is up answers in well under a second; a hung one must not
+# hang the submission.
+ENGINE_PROBE_TIMEOUT_S = 15.0
 
 
 class LocalCluster(Provisioner):
@@ -51,6 +61,38 @@ class LocalCluster(Provisioner):
         self._store = context.store
         self._home = context.home
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._engine_answers: bool | None = None
+
+    def check_job(self, spec: JobSpec) -> None:
+        """Refuse a job that names an image when no container engine answers."""
+        if spec.image is not None:
+            self._check_engine(spec.image)
+
+    def _check_engine(self, image: str) -> None:
+        if self._engine_answers is None:
+            self._engine_answers = container_engine_answers()
+        if not self._engine_answers:
+            raise ClusterError(
+                f"The job asks for image {image!r}, but no container engine "
+                f"answers on this machine ('{CONTAINER_RUNTIME} info' failed); "
+                "start Docker, or leave out --image and the default_image key.",
+                "local",
+            )
+
+    def worker_argv(self, launch: WorkerLaunch, node_id: str) -> list[str]:
+        """Return the command line that starts the worker of a node."""
+        argv = [
+            sys.executable,
+            "-m",
+            "sparkles_worker",
+            *launch.worker_args(node_id),
+            f"--work-dir={self._home / 'nodes' / node_id}",
+            f"--cache-dir={self._home / 'cache'}",
+        ]
+        if launch.image is not None:
+            self._check_engine(launch.image)
+            argv.append(f"--container-runtime={CONTAINER_RUNTIME}")
+        return argv
 
     def add_nodes(
         self, launch: WorkerLaunch, count: int, node_class: NodeClass
@@ -62,16 +104,9 @@ class LocalCluster(Provisioner):
         node_id = f"{launch.cluster_id}-{uuid.uuid4().hex[:8]}"
         work_dir = self._home / "nodes" / node_id
         log_path = self._home / "logs" / f"{node_id}.log"
+        argv = self.worker_argv(launch, node_id)
         work_dir.mkdir(parents=True, exist_ok=True)
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        argv = [
-            sys.executable,
-            "-m",
-            "sparkles_worker",
-            *launch.worker_args(node_id),
-            f"--work-dir={work_dir}",
-            f"--cache-dir={self._home / 'cache'}",
-        ]
         logger.debug("Node %s: starting %s", node_id, argv)
         try:
             with log_path.open("ab") as log:
@@ -231,3 +266,24 @@ def _pid_reused(node: NodeReq, pid: int) -> bool:
     except psutil.Error:
         return False
     return abs(started - float(node.detail.get("started", "0"))) >= 0.01
+
+
+def container_engine_answers(runtime: str = CONTAINER_RUNTIME) -> bool:
+    """Return True if the container engine answers here (``docker info``)."""
+    client = shutil.which(runtime)
+    if client is None:
+        return False
+    argv = [client, "info"]
+    logger.debug("Probing the container engine: %s", argv)
+    try:
+        done = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=ENGINE_PROBE_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
