@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import click
 
-from sparkles_core.cli import admin, inspect, manage, setup, submit, summary, watch
+from sparkles_core.cli import (
+    admin,
+    inspect,
+    manage,
+    setup,
+    submit,
+    summary,
+    tasks,
+    watch,
+)
 
 __all__ = ["ALL"]
 
@@ -14,8 +23,8 @@ ALL: list[click.Command] = [
     watch.watch,
     inspect.status,
     inspect.logs,
-    inspect.show,
-    inspect.list_tasks,
+    tasks.show,
+    tasks.list_tasks,
     manage.fetch,
     manage.kill,
     manage.reset,

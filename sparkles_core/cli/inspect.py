@@ -1,4 +1,4 @@
-"""Commands that look at jobs without changing them: status, logs, show, list.
+"""Commands that look at jobs without changing them: status and logs.
 
 Task outcomes are shown in the words of :class:`~.tables.Outcome`: a
 ``complete`` task is ``ok`` when its command exited 0 and ``nonzero``
@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -24,19 +23,14 @@ from sparkles_core.cli.summary import (
 )
 from sparkles_core.cli.tables import (
     Column,
-    Filter,
     Outcome,
     describe_exit,
     exit_style,
     format_time,
     outcome_of,
-    parse_fields,
-    parse_filter,
     plural,
     print_table,
-    render_records,
     status_style,
-    to_csv,
     write_text,
 )
 
@@ -44,7 +38,7 @@ if TYPE_CHECKING:
     from sparkles_cas.storage import ObjectStorage
     from sparkles_core.models import Job, Task
 
-__all__ = ["list_tasks", "logs", "show", "status"]
+__all__ = ["logs", "status"]
 
 logger = logging.getLogger(__name__)
 
@@ -274,125 +268,3 @@ def _read_tail(storage: ObjectStorage, key: str, lines: int) -> list[str] | None
     if offset:
         found = found[1:]  # the first line was cut by the offset
     return found[-lines:] if lines else found
-
-
-@click.command()
-@click.argument("job_id", metavar="JOB")
-@click.option("--params", "params_only", is_flag=True, help="Only parameter columns.")
-@click.option("--csv", "as_csv", is_flag=True, help="Write CSV instead of a table.")
-@click.option(
-    "-i", "--incomplete", is_flag=True, help="Only pending and claimed tasks."
-)
-@click.option("-e", "--exitcode", is_flag=True, help="Add the exit code (or signal).")
-@pass_context
-def show(
-    state: CliContext,
-    job_id: str,
-    params_only: bool,
-    as_csv: bool,
-    incomplete: bool,
-    exitcode: bool,
-) -> None:
-    """Show a job's tasks with their parameters as columns.
-
-    With --csv the table is written as CSV; its own columns are named
-    sparkles_task, sparkles_status and sparkles_exit so they never clash
-    with a parameter, and '--params --csv' gives a table that 'sparkles sub
-    --params' takes back. JOB may be LAST.
-
-    Example: sparkles show LAST --incomplete
-    """
-    from sparkles_core.models import TaskStatus
-
-    job = state.job(job_id)
-    statuses = [TaskStatus.PENDING, TaskStatus.CLAIMED] if incomplete else None
-    tasks = state.client.tasks(job.id, statuses)
-    names = list(dict.fromkeys(k for t in tasks for k in t.spec.parameters))
-    fixed = [] if params_only else ["task", "status"]
-    fixed += ["exit"] if exitcode else []
-    rows = [_show_row(task, fixed, names) for task in tasks]
-    if not rows and not as_csv:
-        state.say(f"Job {job.id}: no tasks to show.")
-        return
-    if as_csv:
-        header = [f"sparkles_{name}" for name in fixed] + names
-        write_text(state.console, to_csv(header, rows).rstrip("\n"))
-        return
-    styles = {"status": status_style, "exit": exit_style}
-    columns = [Column(name, style=styles.get(name)) for name in fixed]
-    columns += [Column(name) for name in names]
-    print_table(state.console, columns, rows)
-
-
-def _show_row(task: Task, fixed: Sequence[str], names: Sequence[str]) -> list[str]:
-    values = {
-        "task": task.id,
-        "status": outcome_of(task).value,
-        "exit": describe_exit(task),
-    }
-    params = task.spec.parameters
-    return [values[name] for name in fixed] + [params.get(n, "") for n in names]
-
-
-@click.command(name="list")
-@click.argument("job_id", metavar="JOB")
-@click.option(
-    "--filter",
-    "filters",
-    multiple=True,
-    callback=lambda ctx, param, value: [parse_filter(text) for text in value],
-    metavar="PATH=VALUE",
-    help="Keep tasks whose field equals (=) or differs from (!=) VALUE; "
-    "repeatable, all must hold.",
-)
-@click.option(
-    "--fields",
-    callback=lambda ctx, param, value: parse_fields(value),
-    metavar="PATH,...",
-    help="Only these fields, by dotted path (default: whole records).",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["json", "csv"]),
-    default="json",
-    show_default=True,
-    help="Output format.",
-)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write to FILE instead of stdout.",
-)
-@pass_context
-def list_tasks(
-    state: CliContext,
-    job_id: str,
-    filters: list[Filter],
-    fields: list[str] | None,
-    fmt: str,
-    output: Path | None,
-) -> None:
-    """Dump a job's task records as JSON or CSV.
-
-    A PATH is a dotted path into a task record: status, exit_code,
-    spec.parameters.x, usage.max_rss_bytes, history.0.time. Values compare
-    as text; a missing value is the empty text. In CSV, nested fields
-    become dotted columns. JOB may be LAST.
-
-    \b
-    Examples:
-      sparkles list LAST --filter status=complete --filter 'exit_code!=0'
-      sparkles list LAST --fields id,spec.parameters.x,exit_code --format csv
-    """
-    job = state.job(job_id)
-    records = [task.model_dump(mode="json") for task in state.client.tasks(job.id)]
-    kept = [r for r in records if all(f.matches(r) for f in filters)]
-    text = render_records(kept, fields, fmt)
-    if output is None:
-        write_text(state.console, text.rstrip("\n"))
-        return
-    output.write_text(text if text.endswith("\n") else text + "\n")
-    state.say(f"Wrote {plural(len(kept), 'task')} of job {job.id} to {output}.")
