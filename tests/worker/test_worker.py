@@ -230,3 +230,25 @@ def test_environment_names_the_task(
     dest = Path(os.getcwd()) / "env"
     client.fetch(task, dest)
     assert (dest / "env.txt").read_text() == "job.1 1 hi\n"
+
+
+def test_output_links_that_leave_the_task_folder_are_not_uploaded(
+    client: Client, start_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("not for storage\n")
+    command = (
+        f"ln -s {outside / 'secret.txt'} leak.txt; ln -s {outside} leakdir; "
+        "echo mine > inside.txt; ln -s inside.txt alias.txt"
+    )
+    job = submit(client, TaskSpec(command=command))
+    assert start_worker(job.cluster, "w", "--linger=0.5").wait(timeout=60) == 0
+
+    task = client.store.get_task("job.1")
+    assert task is not None and task.succeeded
+    result = read_result(client.storage, task)
+    assert result is not None
+    assert sorted(o.path for o in result.outputs) == ["alias.txt", "inside.txt"]
+    log = (tmp_path / "w.log").read_text()
+    assert "Output leak.txt: skipped" in log
