@@ -41,10 +41,12 @@ _NO_CREDENTIALS = (
 )
 
 
-def make_client(url: str) -> Client:
+def make_client(url: str, credentials: Any = None) -> Client:
     """Return a Cloud Storage client for ``url`` with a wide connection pool.
 
-    Raise UnsupportedURL, saying what to install, if the library is missing.
+    It acts with ``credentials`` (``google.auth`` credentials), else with
+    Application Default Credentials. Raise UnsupportedURL, saying what to
+    install, if the library is missing.
     """
     try:
         from google.auth.credentials import AnonymousCredentials
@@ -54,8 +56,8 @@ def make_client(url: str) -> Client:
 
     # An emulator checks no credentials; looking for some would fail on a
     # machine without a Google account. Object requests need no project.
-    emulated = bool(os.environ.get("STORAGE_EMULATOR_HOST"))
-    credentials = AnonymousCredentials() if emulated else None  # type: ignore[no-untyped-call, unused-ignore]
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        credentials = AnonymousCredentials()  # type: ignore[no-untyped-call, unused-ignore]
     with translating("open", url):
         client = storage.Client(project=None, credentials=credentials)
         # The client offers its HTTP session only as a private attribute.

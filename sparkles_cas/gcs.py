@@ -9,7 +9,8 @@ The Google client is imported when the first ``gs://`` URL is opened, so
 ``import sparkles_cas`` stays light. It honours ``STORAGE_EMULATOR_HOST``;
 against an emulator no credentials are looked for. One client serves every
 thread, through a connection pool wide enough for the parallel requests made
-here and by the CAS.
+here and by the CAS. It acts with the credentials it is given, else with
+Application Default Credentials.
 
 An object appears whole when its upload finishes, so writes are atomic
 without partial objects. An ``if_absent`` write carries
@@ -28,7 +29,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 from urllib.parse import urlsplit
 
 from sparkles_cas._atomic import discard, partial_path
@@ -78,10 +79,14 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 class GCSStorage(ObjectStorage):
     """Objects in a Cloud Storage bucket, under an optional name prefix."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, credentials: Any = None) -> None:
+        """Open ``gs://BUCKET/PREFIX``, acting with ``credentials`` if given.
+
+        Without them the client finds Application Default Credentials.
+        """
         self.bucket_name, self.prefix = _parse_url(url)
         self.url = f"gs://{self.bucket_name}/{self.prefix}".rstrip("/")
-        self._client = make_client(self.url)
+        self._client = make_client(self.url, credentials)
         self._bucket = self._client.bucket(self.bucket_name)
 
     def put_file(self, key: str, path: Path, if_absent: bool = False) -> bool:

@@ -1,4 +1,8 @@
-"""The built-in backends, registered through the same hooks as any plugin."""
+"""The built-in backends, registered through the same hooks as any plugin.
+
+The Google ones act with the configured ``service_account_key``, else with
+Application Default Credentials (see :mod:`sparkles_core.config.credentials`).
+"""
 
 from __future__ import annotations
 
@@ -33,8 +37,9 @@ def _file(url: str) -> ObjectStorage:
 
 def _gcs(url: str) -> ObjectStorage:
     from sparkles_cas.gcs import GCSStorage
+    from sparkles_core.config.credentials import google_credentials
 
-    return GCSStorage(url)
+    return GCSStorage(url, google_credentials())
 
 
 def _local(context: ClusterContext) -> Provisioner:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast, get_args
 
+from sparkles_core.config.credentials import use_key_file
 from sparkles_core.config.model import (
     Config,
     ProvisionMode,
@@ -73,13 +74,17 @@ class _Roles:
 
 
 def build_config(settings: Settings, home: Path, source: Path | None) -> Config:
-    """Return the Config that ``settings`` describe."""
+    """Return the Config that ``settings`` describe.
+
+    Its ``service_account_key`` becomes the one the Google clients of this
+    process act with (see :mod:`sparkles_core.config.credentials`).
+    """
     cloud = _read_cloud(settings, source) if _wants_cloud(settings) else None
     roles = _read_roles(settings, home, cloud)
     local = url_scheme(roles.cluster) == "local"
     mode, preemptible = _read_provisioning(settings)
 
-    return Config(
+    config = Config(
         home=home,
         source=source,
         store_url=roles.store,
@@ -106,6 +111,8 @@ def build_config(settings: Settings, home: Path, source: Path | None) -> Config:
         mounts=read_mounts(settings, default_count=0 if cloud is None else 1),
         nodes=settings.integer("nodes", minimum=1) or 1,
     )
+    use_key_file(config.service_account_key)
+    return config
 
 
 def _wants_cloud(settings: Settings) -> bool:

@@ -7,6 +7,11 @@ every ``google.api_core`` error into a one-line
 :class:`~sparkles_core.errors.StoreError`, splits reads and writes into the
 service's per-request limits and retries transactions that lost a race.
 
+The client acts with the credentials of the configured
+``service_account_key``, else with Application Default Credentials (see
+:mod:`sparkles_core.config.credentials`); against the emulator
+(``DATASTORE_EMULATOR_HOST``) with none.
+
 Vocabulary: a *location* is project, database and namespace, as named by the
 URL ``datastore://PROJECT[/DATABASE][?namespace=NAMESPACE]``.
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
+from sparkles_core.config.credentials import google_credentials
 from sparkles_core.errors import BackendError, StoreError
 
 if TYPE_CHECKING:
@@ -49,6 +56,8 @@ _TRIES = 6
 _FIRST_PAUSE_S = 0.05
 
 _INSTALL = "pip install 'snakemake-executor-plugin-sparkles[gcp]'"
+# The client refuses explicit credentials when this points at an emulator.
+_EMULATOR_HOST = "DATASTORE_EMULATOR_HOST"
 
 # Advice by the class name of the google.api_core error, first match wins.
 _ADVICE = {
@@ -117,6 +126,8 @@ class Datastore:
     def __init__(self, location: DatastoreLocation) -> None:
         self.location = location
         module = _import_datastore()
+        emulated = bool(os.environ.get(_EMULATOR_HOST))
+        credentials = None if emulated else google_credentials()
         with self.guard("connect"):
             # The client stays untyped (Any) here: google-cloud-datastore has
             # no annotations, and this class is what gives it types.
@@ -124,6 +135,7 @@ class Datastore:
                 project=location.project,
                 database=location.database or None,
                 namespace=location.namespace or None,
+                credentials=credentials,
             )
         self._entity_type: Any = module.Entity
 

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import platformdirs
 import pytest
 
+from sparkles_cas.gcs import GCSStorage
 from sparkles_core.config import Config, find_config_file, load_config, parse_override
+from sparkles_core.config.credentials import (
+    google_credentials,
+    read_key,
+    use_key_file,
+)
 from sparkles_core.errors import ConfigError
 from sparkles_core.models import DataDisk, MachineSpec
+from sparkles_core.plugins import open_storage
+from sparkles_core.store.datastore_client import Datastore, DatastoreLocation
+from tests.fakes.service_account import EMAIL, write_key
 
 CLOUD = """\
 [config]
@@ -632,3 +646,119 @@ def test_bad_override_says_the_expected_form(text: str) -> None:
         parse_override(text)
 
     assert repr(text) in str(caught.value)
+
+
+# -- credentials -------------------------------------------------------------
+
+
+@pytest.fixture
+def adc_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Talk to Google itself, not an emulator; forget any key afterwards."""
+    for name in (
+        "DATASTORE_EMULATOR_HOST",
+        "STORAGE_EMULATOR_HOST",
+        "SPARKLES_COMPUTE_ENDPOINT",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    yield
+    use_key_file(None)
+
+
+def test_configured_key_is_what_every_google_client_acts_with(
+    workdir: Path, env: dict[str, str], adc_only: None
+) -> None:
+    write_key(workdir / "sa.json")
+
+    config = load(workdir, env, CLOUD + "service_account_key = sa.json\n")
+    credentials = google_credentials()
+    store = Datastore(DatastoreLocation.from_url(config.store_url))
+    storage = open_storage(config.storage_url)
+
+    assert credentials is not None
+    assert credentials.service_account_email == EMAIL
+    assert store._client._credentials is credentials
+    assert isinstance(storage, GCSStorage)
+    assert storage._client._credentials is credentials
+    assert read_key(workdir / "sa.json").credentials is credentials, "read once"
+
+
+def test_without_a_key_the_clients_find_their_own_credentials(
+    workdir: Path, env: dict[str, str], adc_only: None
+) -> None:
+    write_key(workdir / "sa.json")
+    load(workdir, env, CLOUD + "service_account_key = sa.json\n")
+
+    load(workdir, env, CLOUD)
+
+    assert google_credentials() is None
+
+
+SECRET = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC-not-a-real-key-but-secret"
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "it cannot be read"),
+        ('{"private_key": "' + SECRET + '", oops', "it is not JSON"),
+        ('{"type": "service_account", "private_key": "' + SECRET + '"}', "it has no"),
+        (
+            json.dumps(
+                {
+                    "type": "service_account",
+                    "client_email": EMAIL,
+                    "token_uri": "https://oauth2.googleapis.com/token",
+                    "private_key": f"-----BEGIN PRIVATE KEY-----\n{SECRET}\n"
+                    "-----END PRIVATE KEY-----\n",
+                }
+            ),
+            "its private_key is not a valid key",
+        ),
+    ],
+    ids=["missing", "not-json", "no-email", "bad-private-key"],
+)
+def test_unusable_key_is_one_line_that_never_shows_the_key(
+    workdir: Path,
+    env: dict[str, str],
+    adc_only: None,
+    caplog: pytest.LogCaptureFixture,
+    content: str | None,
+    problem: str,
+) -> None:
+    if content is not None:
+        (workdir / "sa.json").write_text(content)
+    config = load(workdir, env, CLOUD + "service_account_key = sa.json\n")
+
+    with pytest.raises(ConfigError) as caught:
+        Datastore(DatastoreLocation.from_url(config.store_url))
+
+    message = str(caught.value)
+    assert problem in message and repr(str(workdir / "sa.json")) in message
+    assert caught.value.key == "service_account_key"
+    assert "\n" not in message
+    assert SECRET not in message and SECRET not in caplog.text
+    error = caught.value  # nothing chained that a --debug traceback would show
+    assert error.__cause__ is None
+    assert error.__context__ is None or error.__suppress_context__
+
+
+def test_cli_with_an_unusable_key_prints_one_line_without_the_key(
+    workdir: Path, env: dict[str, str]
+) -> None:
+    (workdir / "sa.json").write_text('{"private_key": "' + SECRET + '", oops')
+    write(workdir, CLOUD + "service_account_key = sa.json\n")
+    cli = Path(sys.executable).with_name("sparkles")
+
+    done = subprocess.run(
+        [str(cli), "status"],
+        cwd=workdir,
+        env={**os.environ, **env, "DATASTORE_EMULATOR_HOST": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode != 0
+    assert "service_account_key file" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert SECRET not in done.stdout + done.stderr
