@@ -46,6 +46,13 @@ logger = logging.getLogger(__name__)
     "-i", "--incomplete", is_flag=True, help="Only pending and claimed tasks."
 )
 @click.option("-e", "--exitcode", is_flag=True, help="Add the exit code (or signal).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Write the table to FILE as CSV instead of showing it.",
+)
 @pass_context
 def show(
     state: CliContext,
@@ -54,15 +61,19 @@ def show(
     as_csv: bool,
     incomplete: bool,
     exitcode: bool,
+    out: Path | None,
 ) -> None:
     """Show a job's tasks with their parameters as columns.
 
-    With --csv the table is written as CSV; its own columns are named
-    sparkles_task, sparkles_status and sparkles_exit so they never clash
-    with a parameter, and '--params --csv' gives a table that 'sparkles sub
-    --params' takes back. JOB may be LAST.
+    With --csv (or --out) the table is written as CSV; its own columns are
+    named sparkles_task, sparkles_status and sparkles_exit so they never
+    clash with a parameter, and '--params --csv' gives a table that
+    'sparkles sub --params' takes back. JOB may be LAST.
 
-    Example: sparkles show LAST --incomplete
+    \b
+    Examples:
+      sparkles show LAST --incomplete
+      sparkles show LAST --params --out redo.csv
     """
     from sparkles_core.models import TaskStatus
 
@@ -73,12 +84,13 @@ def show(
     fixed = [] if params_only else ["task", "status"]
     fixed += ["exit"] if exitcode else []
     rows = [_show_row(task, fixed, names) for task in tasks]
-    if not rows and not as_csv:
-        state.say(f"Job {job.id}: no tasks to show.")
-        return
-    if as_csv:
+    if as_csv or out is not None:
         header = [f"sparkles_{name}" for name in fixed] + names
-        write_text(state.console, to_csv(header, rows).rstrip("\n"))
+        what = f"{plural(len(rows), 'task')} of job {job.id}"
+        _write(state, to_csv(header, rows), out, what)
+        return
+    if not rows:
+        state.say(f"Job {job.id}: no tasks to show.")
         return
     styles = {"status": status_style, "exit": exit_style}
     columns = [Column(name, style=styles.get(name)) for name in fixed]
@@ -122,6 +134,13 @@ def _show_row(task: Task, fixed: Sequence[str], names: Sequence[str]) -> list[st
     help="Output format.",
 )
 @click.option(
+    "--params",
+    "params_only",
+    is_flag=True,
+    help="Only each task's parameters (in CSV, a table that 'sparkles sub "
+    "--params' takes back).",
+)
+@click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -135,6 +154,7 @@ def list_tasks(
     filters: list[Filter],
     fields: list[str] | None,
     fmt: str,
+    params_only: bool,
     output: Path | None,
 ) -> None:
     """Dump a job's task records as JSON or CSV.
@@ -148,13 +168,23 @@ def list_tasks(
     Examples:
       sparkles list LAST --filter status=complete --filter 'exit_code!=0'
       sparkles list LAST --fields id,spec.parameters.x,exit_code --format csv
+      sparkles list LAST --filter status=failed --params --format csv
     """
+    if params_only and fields is not None:
+        raise click.UsageError("Give --params or --fields, not both.")
     job = state.job(job_id)
     records = [task.model_dump(mode="json") for task in state.client.tasks(job.id)]
     kept = [r for r in records if all(f.matches(r) for f in filters)]
+    if params_only:
+        kept = [record["spec"]["parameters"] for record in kept]
     text = render_records(kept, fields, fmt)
-    if output is None:
+    _write(state, text, output, f"{plural(len(kept), 'task')} of job {job.id}")
+
+
+def _write(state: CliContext, text: str, path: Path | None, what: str) -> None:
+    """Write ``text`` to stdout, or whole to ``path`` saying what was written."""
+    if path is None:
         write_text(state.console, text.rstrip("\n"))
         return
-    output.write_text(text if text.endswith("\n") else text + "\n")
-    state.say(f"Wrote {plural(len(kept), 'task')} of job {job.id} to {output}.")
+    path.write_text(text if text.endswith("\n") else text + "\n")
+    state.say(f"Wrote {what} to {path}.")
