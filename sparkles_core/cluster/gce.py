@@ -1,11 +1,17 @@
-"""The ``gce://PROJECT/ZONE`` cluster: Compute Engine VMs running the worker.
+"""The ``gce://`` cluster: Compute Engine VMs running the worker.
 
 Each node is one instance (see :mod:`sparkles_core.cluster.gce_instance`)
 whose start-up script runs ``sparkles-worker consume`` in the worker image
 and powers the instance off when the worker exits. Like the local cluster,
 the provisioner keeps a :class:`~sparkles_core.models.NodeReq` per node in
-the store, named after its instance, and the worker claims tasks under that
-name.
+the store, named after its instance and recording its zone, and the worker
+claims tasks under that name.
+
+Nodes are spread over the zones of the cluster URL
+(:mod:`sparkles_core.cluster.gce_zones`). When a zone has no capacity, or the
+API is busy, the other zones take the nodes; when none can, fewer nodes
+start than were asked for, and the monitor asks again later. Only a refusal
+that waiting cannot cure (quota, permissions) raises.
 
 :meth:`GCEProvisioner.refresh` lists the cluster's instances in one call and
 brings the records up to date: PROVISIONING and STAGING are ``staging``,
@@ -22,22 +28,23 @@ Where the settings come from:
 - the service account: the MachineSpec's, else the ``client_email`` of the
   config's ``service_account_key`` file, else ``sparkles-worker@PROJECT``,
   the one ``sparkles setup`` creates;
+- the credentials of the API calls: that key's, else Application Default
+  Credentials;
 - the API endpoint: ``SPARKLES_COMPUTE_ENDPOINT`` (see
   :mod:`sparkles_core.cluster.gce_api`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import time
 from collections.abc import Iterable
-from pathlib import Path
+from typing import Any
 
 from sparkles_core.cluster.base import ClusterContext, Provisioner, WorkerLaunch
 from sparkles_core.cluster.gce_api import ComputeAPI, InstanceState
+from sparkles_core.cluster.gce_errors import ComputeError, Verdict
 from sparkles_core.cluster.gce_instance import (
     LABEL_CLUSTER,
     NodePlan,
@@ -45,8 +52,10 @@ from sparkles_core.cluster.gce_instance import (
     instance_name,
     label_value,
 )
+from sparkles_core.cluster.gce_zones import Placement, ZoneTurns, parse_cluster_url
 from sparkles_core.cluster.startup import default_worker_image
-from sparkles_core.errors import BackendError, ClusterError
+from sparkles_core.config.credentials import read_key
+from sparkles_core.errors import ClusterError
 from sparkles_core.models import NodeClass, NodeReq, NodeStatus
 from sparkles_core.store.base import Store
 
@@ -57,7 +66,6 @@ logger = logging.getLogger(__name__)
 WORKER_IMAGE_ENV = "SPARKLES_WORKER_IMAGE"
 # The service account ``sparkles setup`` creates for the nodes.
 WORKER_ACCOUNT = "sparkles-worker"
-_URL = re.compile(r"gce://(?P<project>[a-z][-a-z0-9.:]*)/(?P<zone>[a-z0-9-]+-[a-z])")
 _LIVE = {
     "PROVISIONING": NodeStatus.STAGING,
     "STAGING": NodeStatus.STAGING,
@@ -67,95 +75,154 @@ _LIVE = {
 _ENDED = frozenset({"STOPPING", "STOPPED", "TERMINATED", "SUSPENDING", "SUSPENDED"})
 
 
-def parse_cluster_url(url: str) -> tuple[str, str]:
-    """Return the project and zone of ``gce://PROJECT/ZONE``."""
-    match = _URL.fullmatch(url)
-    if match is None:
-        raise BackendError(
-            f"Bad cluster URL {url!r}; expected gce://PROJECT/ZONE, for example "
-            "gce://my-project/us-central1-a.",
-            url,
-        )
-    return match["project"], match["zone"]
-
-
 class GCEProvisioner(Provisioner):
     """Start, watch and delete the Compute Engine instances of clusters."""
 
-    def __init__(self, store: Store, plan: NodePlan, cluster_url: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        plan: NodePlan,
+        cluster_url: str,
+        credentials: Any | None = None,
+    ) -> None:
         self._store, self._plan = store, plan
-        self._api = ComputeAPI(plan.project, plan.zone, cluster_url)
+        self._placement = parse_cluster_url(cluster_url)
+        self._api = ComputeAPI(self._placement.project, cluster_url, credentials)
+        self._zones = ZoneTurns(self._placement, self._api.zones_of)
         self._deleting: set[str] = set()
 
     @property
     def plan(self) -> NodePlan:
-        """Return where this provisioner puts nodes and what they run."""
+        """Return what this provisioner's nodes run, and as whom."""
         return self._plan
+
+    @property
+    def placement(self) -> Placement:
+        """Return the project and zones this provisioner puts nodes in."""
+        return self._placement
 
     @classmethod
     def from_context(cls, context: ClusterContext) -> GCEProvisioner:
         """Return the provisioner for the context's ``gce://`` URL."""
-        project, zone = parse_cluster_url(context.cluster_url)
+        place = parse_cluster_url(context.cluster_url)
         image = os.environ.get(WORKER_IMAGE_ENV, "").strip() or context.worker_image
-        key_file = context.service_account_key
+        path = context.service_account_key
+        key = None if path is None else read_key(path)
         plan = NodePlan(
-            project=project,
-            zone=zone,
-            worker_image=image or default_worker_image(project, zone.rsplit("-", 1)[0]),
-            service_account=_key_file_email(key_file)
-            or f"{WORKER_ACCOUNT}@{project}.iam.gserviceaccount.com",
+            worker_image=image or default_worker_image(place.project, place.region),
+            service_account=key.email
+            if key
+            else f"{WORKER_ACCOUNT}@{place.project}.iam.gserviceaccount.com",
         )
-        return cls(context.store, plan, context.cluster_url)
+        credentials = None if key is None else key.credentials
+        return cls(context.store, plan, context.cluster_url, credentials)
 
     def add_nodes(
         self, launch: WorkerLaunch, count: int, node_class: NodeClass
     ) -> list[NodeReq]:
-        """Create ``count`` instances; return the records of those created."""
-        started, error = [], None
-        for _ in range(count):
-            name = instance_name(launch.cluster_id)
-            try:
-                op = self._api.insert(
-                    instance_body(name, launch, node_class, self._plan)
-                )
-            except ClusterError as exc:
-                error = exc  # the same refusal would meet every other insert
+        """Create up to ``count`` instances; return the records of those created.
+
+        Fewer start when no zone has room for more right now; a refusal that
+        retrying cannot cure raises ClusterError.
+        """
+        nodes: list[NodeReq] = []
+        short: set[str] = set()
+        while len(nodes) < count:
+            zones = self._zones.spread(count - len(nodes), skip=short)
+            if not zones:
                 break
-            started.append((name, op))
-        nodes = []
-        for name, op in started:
-            try:
-                self._api.wait(op, f"Creating instance {name!r}")
-            except ClusterError as exc:
-                error = error or exc
-                continue
-            nodes.append(self._record(name, launch, node_class))
-        if error is not None:
-            error.cluster_id = launch.cluster_id
-            raise error
+            created, refusals = self._insert(launch, node_class, zones)
+            nodes += created
+            short |= self._weigh(launch.cluster_id, refusals)
+        if len(nodes) < count:
+            logger.warning(
+                "Cluster %s: started %d of %d %s nodes; no zone can take more "
+                "now, asking again later",
+                launch.cluster_id,
+                len(nodes),
+                count,
+                node_class.value,
+            )
         return nodes
 
-    def _record(self, name: str, launch: WorkerLaunch, cls: NodeClass) -> NodeReq:
+    def _insert(
+        self, launch: WorkerLaunch, node_class: NodeClass, zones: list[str]
+    ) -> tuple[list[NodeReq], list[ComputeError]]:
+        """Create one instance in each of ``zones``; return them and the refusals."""
+        started, refusals, refused = [], [], set()
+        for zone in zones:
+            if zone in refused:
+                continue  # the same refusal would meet the zone's other inserts
+            name = instance_name(launch.cluster_id)
+            body = instance_body(name, launch, node_class, self._plan, zone)
+            try:
+                started.append((name, zone, self._api.insert(zone, body)))
+            except ComputeError as exc:
+                refusals.append(exc)
+                refused.add(zone)
+                if exc.verdict is Verdict.FATAL:
+                    break
+        nodes = []
+        for name, zone, op in started:
+            try:
+                self._api.wait(op, f"Creating instance {name!r}")
+            except ComputeError as exc:
+                refusals.append(exc)
+                continue
+            nodes.append(self._record(name, zone, launch, node_class))
+        return nodes, refusals
+
+    def _weigh(self, cluster_id: str, refusals: list[ComputeError]) -> set[str]:
+        """Return the zones that are short; raise the first fatal refusal."""
+        short = set()
+        for exc in refusals:
+            exc.cluster_id = cluster_id
+            if exc.verdict is Verdict.FATAL:
+                raise exc
+            if exc.zone is None:
+                raise exc  # no zone to step around: a failure of the service
+            logger.warning("Cluster %s: %s", cluster_id, exc)
+            if exc.verdict is Verdict.UNSUITABLE:
+                self._zones.drop(exc.zone)
+                if not self._zones.usable():
+                    raise exc
+            short.add(exc.zone)
+        return short
+
+    def _record(
+        self, name: str, zone: str, launch: WorkerLaunch, cls: NodeClass
+    ) -> NodeReq:
         now = time.time()
         node = NodeReq(
             id=name,
             cluster=launch.cluster_id,
             node_class=cls,
-            status=NodeStatus.SUBMITTED,
+            # Its insert is done: the instance exists and is booting.
+            status=NodeStatus.STAGING,
             instance_name=name,
             job_id=launch.job_id,
             created=now,
             updated=now,
-            detail={"project": self._plan.project, "zone": self._plan.zone},
+            detail={"project": self._placement.project, "zone": zone},
         )
         self._store.put_node(node)
-        logger.info("Node %s: %s instance requested", name, cls.value)
+        logger.info("Node %s: %s instance created in %s", name, cls.value, zone)
         return node
 
     def refresh(self, cluster_id: str) -> list[NodeReq]:
-        """Return the cluster's nodes, updated from one listing of instances."""
+        """Return the cluster's nodes, updated from one listing of instances.
+
+        While the API is busy or failing, the records are returned as they
+        were, and updated at a later call.
+        """
         nodes = self._store.list_nodes(cluster_id)
-        found = {item.name: item for item in self._list(cluster_id)}
+        try:
+            found = {item.name: item for item in self._list(cluster_id)}
+        except ComputeError as exc:
+            if exc.verdict is Verdict.FATAL:
+                raise
+            logger.warning("Cluster %s: nodes not refreshed: %s", cluster_id, exc)
+            return nodes
         preempted = _Preemptions(self._api)
         for index, node in enumerate(nodes):
             if not node.status.alive:
@@ -185,16 +252,16 @@ class GCEProvisioner(Provisioner):
         preempted: _Preemptions,
     ) -> tuple[NodeStatus, str | None]:
         """Return the node's status, and why it ended if it did."""
+        zone = _zone_of(node)
         if instance is None:
             spot = node.node_class is NodeClass.PREEMPTIBLE
-            return NodeStatus.FAILED, (
-                "preempted" if spot and node.id in preempted else "instance gone"
-            )
+            gone = spot and zone is not None and preempted.has(zone, node.id)
+            return NodeStatus.FAILED, "preempted" if gone else "instance gone"
         if instance.status not in _ENDED:
             return _LIVE.get(instance.status, NodeStatus.STAGING), None
-        if instance.spot and node.id in preempted:
+        if instance.spot and preempted.has(instance.zone, node.id):
             return NodeStatus.FAILED, "preempted"
-        code = self._api.exit_status(node.id)
+        code = self._api.exit_status(instance.zone, node.id)
         if code == "0":
             return NodeStatus.COMPLETE, None
         if code is None:
@@ -210,7 +277,7 @@ class GCEProvisioner(Provisioner):
             if item.status not in _ENDED or item.name in self._deleting:
                 continue
             try:
-                self._api.delete(item.name)
+                self._api.delete(item.zone, item.name)
             except ClusterError as exc:
                 logger.warning("Node %s: not deleted yet: %s", item.name, exc)
                 continue
@@ -219,27 +286,31 @@ class GCEProvisioner(Provisioner):
 
     def delete_nodes(self, nodes: list[NodeReq]) -> None:
         """Delete the nodes' instances (their workers hand tasks back first)."""
-        names = [node.instance_name or node.id for node in nodes]
-        error = self._delete_instances(names)
+        where = [
+            (zone, node.instance_name or node.id)
+            for node in nodes
+            if (zone := _zone_of(node)) is not None
+        ]
+        error = self._delete_instances(where)
         self._store.delete_nodes(node.id for node in nodes)
         if error is not None:
             raise error
 
     def stop_cluster(self, cluster_id: str) -> None:
         """Delete every instance labelled with the cluster, and its records."""
-        names = [item.name for item in self._list(cluster_id)]
-        error = self._delete_instances(names)
+        where = [(item.zone, item.name) for item in self._list(cluster_id)]
+        error = self._delete_instances(where)
         self._store.delete_nodes(node.id for node in self._store.list_nodes(cluster_id))
         if error is not None:
             error.cluster_id = cluster_id
             raise error
 
-    def _delete_instances(self, names: list[str]) -> ClusterError | None:
+    def _delete_instances(self, where: list[tuple[str, str]]) -> ClusterError | None:
         """Delete instances, waiting for each; return the first failure."""
         started, error = [], None
-        for name in names:
+        for zone, name in where:
             try:
-                op = self._api.delete(name)
+                op = self._api.delete(zone, name)
             except ClusterError as exc:
                 error = error or exc
                 continue
@@ -255,16 +326,22 @@ class GCEProvisioner(Provisioner):
 
 
 class _Preemptions:
-    """The zone's preempted instances, listed on first need only."""
+    """The preempted instances of each zone, listed on first need only."""
 
     def __init__(self, api: ComputeAPI) -> None:
         self._api = api
-        self._names: set[str] | None = None
+        self._names: dict[str, set[str]] = {}
 
-    def __contains__(self, name: object) -> bool:
-        if self._names is None:
-            self._names = self._api.preempted()
-        return name in self._names
+    def has(self, zone: str, name: str) -> bool:
+        """Return True if the instance ``name`` of ``zone`` was preempted."""
+        if zone not in self._names:
+            self._names[zone] = self._api.preempted(zone)
+        return name in self._names[zone]
+
+
+def _zone_of(node: NodeReq) -> str | None:
+    zone = node.detail.get("zone")
+    return zone if isinstance(zone, str) else None
 
 
 def _log_change(node: NodeReq, reason: str | None) -> None:
@@ -272,22 +349,3 @@ def _log_change(node: NodeReq, reason: str | None) -> None:
         logger.warning("Node %s: failed (%s)", node.id, reason)
     else:
         logger.info("Node %s: %s", node.id, node.status.value)
-
-
-def _key_file_email(path: Path | None) -> str | None:
-    """Return the service account a key file belongs to (never its secret)."""
-    if path is None:
-        return None
-    try:
-        data = json.loads(path.expanduser().read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        logger.warning(
-            "Config key service_account_key: cannot read %s (%s); nodes run "
-            "as the %s service account instead",
-            path,
-            type(exc).__name__,
-            WORKER_ACCOUNT,
-        )
-        return None
-    email = data.get("client_email") if isinstance(data, dict) else None
-    return email if isinstance(email, str) else None

@@ -53,10 +53,8 @@ _LABEL_UNSAFE = re.compile(r"[^a-z0-9_-]")
 
 @dataclass(frozen=True)
 class NodePlan:
-    """Where nodes go and what they run, beyond what the launch says."""
+    """What nodes run and as whom, beyond what the launch says."""
 
-    project: str
-    zone: str
     worker_image: str
     service_account: str = "default"
     network: str = "global/networks/default"
@@ -74,15 +72,15 @@ def label_value(text: str) -> str:
 
 
 def instance_body(
-    name: str, launch: WorkerLaunch, node_class: NodeClass, plan: NodePlan
+    name: str, launch: WorkerLaunch, node_class: NodeClass, plan: NodePlan, zone: str
 ) -> dict[str, Any]:
-    """Return the instance resource that starts one node of the cluster."""
+    """Return the instance resource that starts one node of the cluster in ``zone``."""
     machine = launch.machine
     body: dict[str, Any] = {
         "name": name,
-        "machineType": f"zones/{plan.zone}/machineTypes/{machine.machine_type}",
+        "machineType": f"zones/{zone}/machineTypes/{machine.machine_type}",
         "labels": _labels(launch, node_class),
-        "disks": _disks(machine, plan.zone),
+        "disks": _disks(machine, zone),
         "networkInterfaces": [
             {
                 "network": plan.network,
@@ -102,7 +100,7 @@ def instance_body(
     if machine.gpus:
         body["guestAccelerators"] = [
             {
-                "acceleratorType": f"zones/{plan.zone}/acceleratorTypes/{gpu.type}",
+                "acceleratorType": f"zones/{zone}/acceleratorTypes/{gpu.type}",
                 "acceleratorCount": gpu.count,
             }
             for gpu in machine.gpus

@@ -4,7 +4,8 @@ With no ``project`` and no ``default_url_prefix``, every role is embedded and
 lives under the state folder. Either key selects Google Cloud, which then
 needs the project, a ``gs://`` prefix, a region or zones and a machine type;
 the store, storage and cluster URLs follow from those unless set on their
-own.
+own. The cluster gets every zone listed (``gce://PROJECT/ZONE,ZONE``), or
+the region alone (``gce://PROJECT/REGION``) when no zone is.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sparkles_core.errors import ConfigError
 __all__ = ["build_config"]
 
 _GS_PREFIX = re.compile(r"gs://[^/\s]+(/\S*)?")
-_ZONE = re.compile(r"[a-z0-9-]+-[a-z]")
+_ZONE = re.compile(r"[a-z]+(-[a-z]+)*[0-9]+-[a-z]")
 _CLOUD_KEYS = ("project", "default_url_prefix")
 _WHEN_SUB_JOB_EXISTS: tuple[str, ...] = get_args(WhenSubJobExists)
 _PROVISION_MODES: tuple[str, ...] = get_args(ProvisionMode)
@@ -169,10 +170,13 @@ def _read_roles(settings: Settings, home: Path, cloud: _Cloud | None) -> _Roles:
         storage = f"file://{home}/storage"
         cluster = "local"
     else:
-        zone = cloud.zones[0] if cloud.zones else f"{cloud.region}-a"
+        # Every zone given; with none, the region, whose zones the cluster
+        # lists through the Compute API: guessing REGION-a fails in regions
+        # without a zone "a" (us-east1, europe-west1).
+        where = ",".join(cloud.zones) or cloud.region
         store = f"datastore://{cloud.project}"
         storage = cloud.prefix
-        cluster = f"gce://{cloud.project}/{zone}"
+        cluster = f"gce://{cloud.project}/{where}"
 
     return _Roles(
         store=settings.url("store", _URL_FORMS["store"]) or store,

@@ -44,8 +44,7 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
 @pytest.fixture
 def provisioner(fake: FakeCompute, store: SQLiteStore) -> GCEProvisioner:
     """Return a provisioner for the fake's project and zone."""
-    plan = NodePlan(PROJECT, ZONE, WORKER_IMAGE)
-    return GCEProvisioner(store, plan, CLUSTER_URL)
+    return GCEProvisioner(store, NodePlan(WORKER_IMAGE), CLUSTER_URL)
 
 
 @pytest.fixture

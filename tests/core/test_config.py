@@ -256,7 +256,7 @@ def test_cloud_config_derives_role_urls(workdir: Path, env: dict[str, str]) -> N
     assert config.store_url == "datastore://my-project"
     assert config.storage_url == "gs://my-bucket/sparkles"
     assert config.cas_url_prefix == "gs://my-bucket/sparkles/CAS"
-    assert config.cluster_url == "gce://my-project/us-central1-b"
+    assert config.cluster_url == "gce://my-project/us-central1-b,us-central1-c"
     assert config.region == "us-central1"
     assert config.zones == ("us-central1-b", "us-central1-c")
     assert not config.is_embedded
@@ -272,16 +272,17 @@ def test_cloud_config_uses_node_defaults(workdir: Path, env: dict[str, str]) -> 
     assert config.default_image == "us-docker.pkg.dev/my-project/images/tools:1"
 
 
-def test_cloud_cluster_zone_defaults_from_region(
+def test_cloud_cluster_of_a_region_alone_names_no_zone(
     workdir: Path, env: dict[str, str]
 ) -> None:
+    # europe-west1 has no zone "a": the cluster lists the region's zones.
     text = CLOUD.replace(
-        "zones = us-central1-b, us-central1-c", "region = europe-west4"
+        "zones = us-central1-b, us-central1-c", "region = europe-west1"
     )
 
     config = load(workdir, env, text)
 
-    assert config.cluster_url == "gce://my-project/europe-west4-a"
+    assert config.cluster_url == "gce://my-project/europe-west1"
     assert config.zones == ()
 
 

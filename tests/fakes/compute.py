@@ -2,16 +2,20 @@
 
 It serves the calls the ``gce://`` provisioner makes, with the JSON shapes
 of the real API (``kind``, ``id``, ``selfLink``, ``status``, ...), under
-``/compute/v1/projects/{project}/zones/{zone}/``:
+``/compute/v1/projects/{project}/``:
 
-    POST   instances                        insert: starts a real worker
-    GET    instances[?filter=&maxResults=]  list, filtered on labels etc.
-    GET    instances/{name}                 get
-    DELETE instances/{name}                 delete: SIGTERM, then SIGKILL
-    GET    instances/{name}/getGuestAttributes?queryPath=
-    GET    operations[?filter=]             list (preemptions show here)
-    GET    operations/{op}                  get
-    POST   operations/{op}/wait             wait
+    POST   zones/{zone}/instances                        insert: starts a worker
+    GET    zones/{zone}/instances[?filter=&maxResults=]  list, filtered
+    GET    zones/{zone}/instances/{name}                 get
+    DELETE zones/{zone}/instances/{name}                 delete: SIGTERM, SIGKILL
+    GET    zones/{zone}/instances/{name}/getGuestAttributes?queryPath=
+    GET    zones/{zone}/operations[?filter=]             list (preemptions too)
+    GET    zones/{zone}/operations/{op}                  get
+    POST   zones/{zone}/operations/{op}/wait             wait
+    GET    aggregated/instances[?filter=]                list across zones
+    GET    regions/{region}                              get: the region's zones
+
+Only the zones of :data:`tests.fakes.compute_regions.REGIONS` exist.
 
 Every operation comes back already DONE, since the client library's own
 polling would ignore a custom endpoint (unless ``operations_done`` is off:
@@ -23,26 +27,35 @@ root (see :mod:`tests.fakes.compute_nodes`).
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import subprocess
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.compute_errors import INSERT_ERRORS, ApiError, check_instance
 from tests.fakes.compute_filter import matches
+from tests.fakes.compute_http import handler_for, now, page
 from tests.fakes.compute_nodes import FakeNode
+from tests.fakes.compute_regions import (
+    BASE,
+    check_zone,
+    region_resource,
+    scoped_lists,
+)
 
-BASE = "https://www.googleapis.com/compute/v1"
 _ROUTE = re.compile(
     r"/compute/v1/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)/"
     r"(?P<kind>instances|operations)(?:/(?P<name>[^/]+))?(?:/(?P<verb>[^/]+))?"
+)
+_PROJECT_ROUTE = re.compile(
+    r"/compute/v1/projects/(?P<project>[^/]+)/"
+    r"(?:aggregated/(?P<aggregated>instances)|regions/(?P<region>[^/]+))"
 )
 
 
@@ -67,9 +80,10 @@ class FakeCompute:
         self.calls: list[Call] = []
         self._nodes: dict[str, FakeNode] = {}
         self._operations: dict[str, dict[str, Any]] = {}
-        self._insert_errors: list[str] = []
+        self._insert_errors: list[tuple[str, str | None]] = []
+        self._list_errors: list[str] = []
         self._lock = threading.RLock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(self.handle))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -92,10 +106,31 @@ class FakeCompute:
 
     # -- what a test does to the fake ---------------------------------------
 
-    def fail_next_insert(self, kind: str) -> None:
-        """Make the next insert fail: ``quota``, ``capacity`` or ``permission``."""
+    def fail_next_insert(self, kind: str, zone: str | None = None) -> None:
+        """Make the next insert (in ``zone``, if given) fail.
+
+        ``kind`` is one of :data:`tests.fakes.compute_errors.INSERT_ERRORS`:
+        ``quota``, ``capacity``, ``permission``, ``rate``, ``unavailable``
+        or ``unsupported``.
+        """
         assert kind in INSERT_ERRORS, kind
-        self._insert_errors.append(kind)
+        with self._lock:
+            self._insert_errors.append((kind, zone))
+
+    def fail_next_list(self, kind: str) -> None:
+        """Make the next aggregated listing fail as a refused ``kind`` insert."""
+        assert INSERT_ERRORS[kind].http_status is not None, kind
+        with self._lock:
+            self._list_errors.append(kind)
+
+    def inserts(self) -> list[tuple[str, str]]:
+        """Return the zone and provisioning model of every insert asked for."""
+        with self._lock:
+            return [
+                (call.path.split("/zones/")[1].split("/")[0], _model(call.body))
+                for call in self.calls
+                if call.method == "POST" and call.path.endswith("/instances")
+            ]
 
     def instance(self, name: str) -> dict[str, Any]:
         """Return the stored resource of an instance."""
@@ -143,11 +178,15 @@ class FakeCompute:
         query = {key: values[0] for key, values in parse_qs(parts.query).items()}
         with self._lock:
             self.calls.append(Call(method, parts.path, query, body))
+        wide = _PROJECT_ROUTE.fullmatch(parts.path)
+        if wide is not None and method == "GET":
+            return self._project_call(wide, query)
         route = _ROUTE.fullmatch(parts.path)
         if route is None:
             raise ApiError(404, "notFound", f"No such API path {parts.path!r}")
         project, zone, kind = route["project"], route["zone"], route["kind"]
         name, verb = route["name"], route["verb"]
+        check_zone(project, zone)
         if kind == "operations":
             if verb == "wait" and name in self._operations:
                 self._operations[name]["status"] = "DONE"
@@ -164,12 +203,39 @@ class FakeCompute:
             return self._get(project, zone, name)
         raise ApiError(400, "invalid", f"Unsupported call {method} {parts.path}")
 
+    def _project_call(self, route: re.Match[str], query: dict[str, str]) -> Any:
+        project = route["project"]
+        if route["region"]:
+            return region_resource(project, route["region"])
+        with self._lock:
+            if self._list_errors:
+                failure = INSERT_ERRORS[self._list_errors.pop(0)]
+                failure.raise_now(project, "-", {"name": "-"})
+            nodes = [n for n in self._nodes.values() if _of(n.resource, project)]
+            for node in nodes:
+                node.sync()
+            items = [n.resource for n in nodes if matches(n.resource, query)]
+        return {
+            "kind": "compute#instanceAggregatedList",
+            "id": f"projects/{project}/aggregated/instances",
+            "items": scoped_lists(items, "instances"),
+            "selfLink": f"{BASE}/projects/{project}/aggregated/instances",
+        }
+
+    def _next_failure(self, zone: str) -> Any:
+        """Return the injected failure due for an insert in ``zone``, if any."""
+        for index, (kind, where) in enumerate(self._insert_errors):
+            if where in (None, zone):
+                del self._insert_errors[index]
+                return INSERT_ERRORS[kind]
+        return None
+
     def _insert(self, project: str, zone: str, body: dict[str, Any]) -> Any:
         check_instance(body)
         with self._lock:
-            if self._insert_errors:
-                failure = INSERT_ERRORS[self._insert_errors.pop(0)]
-                failure.raise_now(project, zone, body["name"])
+            failure = self._next_failure(zone)
+            if failure is not None:
+                failure.raise_now(project, zone, body)
                 return self._operation(
                     self._resource(project, zone, body), "insert", failure
                 )
@@ -190,7 +256,7 @@ class FakeCompute:
             **body,
             "kind": "compute#instance",
             "id": str(secrets.randbits(63)),
-            "creationTimestamp": _now(),
+            "creationTimestamp": now(),
             "status": "RUNNING",
             "zone": zone_url,
             "machineType": f"{zone_url}/machineTypes/{machine}",
@@ -204,7 +270,7 @@ class FakeCompute:
             for node in nodes:
                 node.sync()
             items = [n.resource for n in nodes if matches(n.resource, query)]
-        return _page("compute#instanceList", project, zone, items, query)
+        return page("compute#instanceList", project, zone, items, query)
 
     def _get(self, project: str, zone: str, name: str) -> Any:
         with self._lock:
@@ -258,7 +324,7 @@ class FakeCompute:
                     if op["zone"].endswith(f"/{project}/zones/{zone}")
                     and matches(op, query)
                 ]
-                return _page("compute#operationList", project, zone, items, query)
+                return page("compute#operationList", project, zone, items, query)
             if name not in self._operations:
                 raise ApiError(404, "notFound", f"The operation {name!r} was not found")
             return self._operations[name]
@@ -278,9 +344,9 @@ class FakeCompute:
             "status": "DONE",
             "user": "fake-user@example.com",
             "progress": 100,
-            "insertTime": _now(),
-            "startTime": _now(),
-            "endTime": _now(),
+            "insertTime": now(),
+            "startTime": now(),
+            "endTime": now(),
             "selfLink": f"{target['zone']}/operations/{name}",
         }
         if failure is not None:
@@ -306,49 +372,10 @@ def _in(resource: dict[str, Any], project: str, zone: str) -> bool:
     return bool(resource["zone"].endswith(f"/projects/{project}/zones/{zone}"))
 
 
-def _page(
-    kind: str, project: str, zone: str, items: list[Any], query: dict[str, str]
-) -> Any:
-    start = int(query.get("pageToken") or 0)
-    size = int(query.get("maxResults") or 500)
-    reply: dict[str, Any] = {
-        "kind": kind,
-        "id": f"projects/{project}/zones/{zone}",
-        "selfLink": f"{BASE}/projects/{project}/zones/{zone}",
-    }
-    if items[start : start + size]:
-        reply["items"] = items[start : start + size]
-    if start + size < len(items):
-        reply["nextPageToken"] = str(start + size)
-    return reply
+def _of(resource: dict[str, Any], project: str) -> bool:
+    return f"/projects/{project}/zones/" in resource["zone"]
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000-00:00", time.gmtime())
-
-
-def _handler(fake: FakeCompute) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            try:
-                body = json.loads(raw) if raw.strip() else None
-                status, reply = 200, fake.handle(self.command, self.path, body)
-            except ApiError as exc:
-                status, reply = exc.status, exc.body()
-            data = json.dumps(reply).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_DELETE = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Keep the test output quiet."""
-
-    return Handler
+def _model(body: dict[str, Any] | None) -> str:
+    scheduling = (body or {}).get("scheduling", {})
+    return str(scheduling.get("provisioningModel", "STANDARD"))

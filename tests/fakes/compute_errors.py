@@ -35,21 +35,27 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class InsertFailure:
-    """How one kind of insert failure shows."""
+    """How one kind of insert failure shows.
+
+    With ``http_status`` the request itself is refused; else the insert
+    starts and its operation ends with ``code``. The message may name
+    ``{where}`` (the instance's path), ``{zone}`` and ``{machine}``.
+    """
 
     http_status: int | None = None
+    reason: str = "forbidden"
     code: str = ""
     message: str = ""
     op_status: int = 403
     op_message: str = "FORBIDDEN"
 
-    def raise_now(self, project: str, zone: str, name: str) -> None:
+    def raise_now(self, project: str, zone: str, body: dict[str, Any]) -> None:
         """Refuse the request itself, for failures that do not wait."""
         if self.http_status is not None:
-            where = f"projects/{project}/zones/{zone}/instances/{name}"
-            raise ApiError(
-                self.http_status, "forbidden", self.message.format(where=where)
-            )
+            where = f"projects/{project}/zones/{zone}/instances/{body['name']}"
+            machine = str(body.get("machineType", "")).rsplit("/", 1)[-1]
+            text = self.message.format(where=where, zone=zone, machine=machine)
+            raise ApiError(self.http_status, self.reason, text)
 
     def operation_fields(self, target: dict[str, Any]) -> dict[str, Any]:
         """Return the fields of a DONE operation that failed."""
@@ -75,6 +81,26 @@ INSERT_ERRORS = {
     "permission": InsertFailure(
         http_status=403,
         message="Required 'compute.instances.create' permission for '{where}'",
+    ),
+    # Compute answers a burst of calls with 403 rateLimitExceeded, in words
+    # that speak of a quota, though one that refills within the minute.
+    "rate": InsertFailure(
+        http_status=403,
+        reason="rateLimitExceeded",
+        message="Quota exceeded for quota metric 'Queries' and limit 'Queries "
+        "per minute' of service 'compute.googleapis.com'.",
+    ),
+    "unavailable": InsertFailure(
+        http_status=503,
+        reason="backendError",
+        message="The service is currently unavailable.",
+    ),
+    "unsupported": InsertFailure(
+        http_status=400,
+        reason="invalid",
+        message="Invalid value for field 'resource.machineType': "
+        "'zones/{zone}/machineTypes/{machine}'. Machine type with name "
+        "'{machine}' does not exist in zone '{zone}'.",
     ),
 }
 
