@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -142,8 +143,14 @@ def _stop_idle_clusters(state: CliContext, jobs: Sequence[Job]) -> None:
 @click.command()
 @click.argument("target", metavar="PATTERN|TASK_ID")
 @click.option("--all", "all_tasks", is_flag=True, help="Reset successful tasks too.")
+@click.option(
+    "--orphaned",
+    is_flag=True,
+    help="Instead, reset only claimed tasks whose node is gone or whose "
+    "lease has expired.",
+)
 @pass_context
-def reset(state: CliContext, target: str, all_tasks: bool) -> None:
+def reset(state: CliContext, target: str, all_tasks: bool, orphaned: bool) -> None:
     """Put failed tasks back to pending, so they run again.
 
     Resets the failed tasks, killed tasks and non-zero exits of the jobs
@@ -153,16 +160,27 @@ def reset(state: CliContext, target: str, all_tasks: bool) -> None:
     that matches no job is not an error. No worker is started: run
     'sparkles watch JOB' to run the tasks.
 
-    Example: sparkles reset LAST
+    With --orphaned, the tasks reset are those still claimed by a node that
+    is gone or has stopped renewing its lease; a watch does this by itself.
+
+    \b
+    Examples:
+      sparkles reset LAST
+      sparkles reset 'sweep-*' --orphaned
     """
+    if all_tasks and orphaned:
+        raise click.UsageError("Give --all or --orphaned, not both.")
     task = _named_task(state, target)
     if task is not None:
-        _reset_task(state, task)
+        _reset_task(state, task, orphaned)
         return
     jobs = state.jobs(target, wildcard_may_match_none=True)
     if not jobs:
         state.say(f"No jobs match {target!r}; nothing to reset.")
     for job in jobs:
+        if orphaned:
+            _reset_orphans(state, job)
+            continue
         tasks = state.client.tasks(job.id, _finished())
         chosen = [t.id for t in tasks if all_tasks or not t.succeeded]
         _reset_tasks(state, job.id, chosen)
@@ -189,19 +207,48 @@ def _named_task(state: CliContext, target: str) -> Task | None:
     return task
 
 
-def _reset_task(state: CliContext, task: Task) -> None:
+def _reset_task(state: CliContext, task: Task, orphaned: bool) -> None:
+    if orphaned:
+        _reset_orphans(state, state.client.job(task.job_id), only=task.id)
+        return
     if not task.status.finished:
         state.say(f"Task {task.id} is {task.status.value}; nothing to reset.")
         return
     _reset_tasks(state, task.job_id, [task.id])
 
 
-def _reset_tasks(state: CliContext, job_id: str, task_ids: Sequence[str]) -> None:
-    """Reset finished tasks of one job; let a killed job run again."""
+def _reset_orphans(state: CliContext, job: Job, only: str | None = None) -> None:
+    """Reset the job's claimed tasks whose node is gone or lease expired."""
+    from sparkles_core.models import TaskStatus
+
+    client, now = state.client, time.time()
+    nodes = client.provisioner.refresh(job.cluster)
+    gone = {node.id for node in nodes if not node.status.alive}
+    orphans = [
+        task.id
+        for task in client.tasks(job.id, [TaskStatus.CLAIMED])
+        if (only is None or task.id == only)
+        and (task.owner in gone or (task.lease_expires or now) < now)
+    ]
+    reason = "orphaned: its node is gone or its lease expired"
+    _reset_tasks(state, job.id, orphans, [TaskStatus.CLAIMED], reason)
+
+
+def _reset_tasks(
+    state: CliContext,
+    job_id: str,
+    task_ids: Sequence[str],
+    statuses: Sequence[TaskStatus] | None = None,
+    reason: str = "reset with 'sparkles reset'",
+) -> None:
+    """Reset tasks of one job still in ``statuses`` (default: finished).
+
+    A killed job may run again afterwards.
+    """
     store = state.client.store
     from sparkles_core.models import JobStatus
 
-    count = store.reset(task_ids, "reset with 'sparkles reset'", _finished())
+    count = store.reset(task_ids, reason, statuses or _finished())
     if not count:
         state.say(f"Job {job_id}: nothing to reset.")
         return

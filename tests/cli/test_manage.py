@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from sparkles_core.models import (
     JobStatus,
     NodeClass,
     NodeReq,
+    NodeStatus,
     TaskSpec,
     TaskStatus,
 )
@@ -422,6 +424,42 @@ def test_unknown_job_is_one_line_and_exit_2(finished: Finished, command: str) ->
         "sparkles: error: No job matches 'nope'; run 'sparkles status' to list "
         "the jobs."
     ]
+
+
+def test_reset_orphaned_resets_only_tasks_nobody_is_running(
+    client: Client, busy_node: NodeReq, finished: Finished, invoke: Invoke
+) -> None:
+    job = finished("lost", [TaskSpec(command="true")] * 3, ran=0)
+    client.store.put_node(
+        NodeReq(
+            id="dead-node",
+            cluster=job.cluster,
+            node_class=NodeClass.STANDARD,
+            status=NodeStatus.FAILED,
+            created=0.0,
+            updated=0.0,
+        )
+    )
+    long_ago = time.time() - 3600
+    assert client.store.claim(job.cluster, "silent-node", 60.0, now=long_ago)
+    assert client.store.claim(job.cluster, "dead-node", 3600.0)
+
+    result = invoke("reset", "*", "--orphaned")
+
+    assert result.exit_code == 0, result.output
+    assert "Job lost: 2 tasks back to pending" in result.output
+    assert statuses(client, "lost") == ["pending:None"] * 3
+    assert statuses(client, "busy") == ["claimed:None"]
+    history = client.tasks("lost")[0].history[-1]
+    assert history.reason == "orphaned: its node is gone or its lease expired"
+
+
+def test_reset_orphaned_with_all_is_a_usage_error(
+    client: Client, invoke: Invoke
+) -> None:
+    result = invoke("reset", "*", "--orphaned", "--all")
+    assert result.exit_code == 2
+    assert "not both" in result.output
 
 
 @pytest.mark.parametrize(
