@@ -17,6 +17,7 @@ from sparkles_core.config import load_config
 from sparkles_core.models import Job, NodeReq, Task, TaskResult
 from sparkles_core.plugins import open_storage
 from sparkles_core.store.sqlite import SQLiteStore
+from tests.conftest import wait_for
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 REPO = Path(__file__).parents[2]
@@ -59,6 +60,53 @@ def run_snakemake(checked_home: Path) -> RunSnakemake:
         return result
 
     return run
+
+
+class BackgroundRun:
+    """A snakemake run started in the background, its stderr kept in a file."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        with log.open("w") as stderr:
+            self.process = subprocess.Popen(
+                argv, stdout=subprocess.DEVNULL, stderr=stderr, env=env
+            )
+
+    def finish(self) -> tuple[int, str]:
+        """Wait for the run to end; return its exit code and stderr."""
+        code = self.process.wait(timeout=RUN_TIMEOUT_S)
+        return code, self.log.read_text()
+
+    def stop(self) -> None:
+        """Kill the run if it is still going."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+StartSnakemake = Callable[..., BackgroundRun]
+
+
+@pytest.fixture
+def start_snakemake(checked_home: Path, tmp_path: Path) -> Iterator[StartSnakemake]:
+    """Yield a function that starts snakemake in the current folder, unwaited."""
+    runs: list[BackgroundRun] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> BackgroundRun:
+        log = tmp_path / f"snakemake-{len(runs)}.err"
+        runs.append(
+            BackgroundRun(snakemake_argv(*args), {**os.environ, **(env or {})}, log)
+        )
+        return runs[-1]
+
+    yield start
+    for run in runs:
+        run.stop()
+
+
+def blocked_until(release: Path) -> str:
+    """Return a shell command that waits until the file ``release`` exists."""
+    return f"while [ ! -e '{release}' ]; do sleep 0.2; done"
 
 
 def worker_processes(home: Path) -> list[psutil.Process]:
@@ -171,6 +219,12 @@ class StoreView:
 
 
 OpenStore = Callable[[], StoreView]
+
+
+def open_when_created(stored: OpenStore, home: Path) -> StoreView:
+    """Wait until a run has created the store, then open it."""
+    wait_for(lambda: (home / "store.db").exists(), timeout=RUN_TIMEOUT_S)
+    return stored()
 
 
 @pytest.fixture

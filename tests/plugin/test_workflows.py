@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,77 @@ def test_retries_use_attempt_dependent_resources(
     assert (first.machine.memory_mb, second.machine.memory_mb) == (1000, 2000)
     assert first.cluster != second.cluster
     assert second.labels["snakemake-attempt"] == "2"
+
+
+def test_local_rules_run_on_this_machine(
+    run_snakemake: RunSnakemake, stored: OpenStore
+) -> None:
+    write_snakefile(
+        Path.cwd(),
+        """
+        localrules: all, gather
+
+        rule all:
+            input: "report.txt"
+
+        rule remote:
+            output: "remote.txt"
+            shell: "echo remote > {output}"
+
+        rule gather:
+            input: "remote.txt"
+            output: "gathered.txt"
+            shell: "cat {input} > {output} && echo gathered >> {output}"
+
+        rule report:
+            input: "gathered.txt"
+            output: "report.txt"
+            localrule: True
+            shell: "cat {input} > {output} && echo reported >> {output}"
+        """,
+    )
+
+    run_snakemake()
+
+    assert Path("report.txt").read_text() == "remote\ngathered\nreported\n"
+    rules = [job.labels["snakemake-rule"] for job in stored().jobs()]
+    assert rules == ["remote"]
+
+
+@pytest.mark.skipif(
+    shutil.which("rsync") is None,
+    reason="snakemake-storage-plugin-fs copies with rsync: apt-get install rsync",
+)
+def test_default_storage_provider_moves_the_files_itself(
+    run_snakemake: RunSnakemake, stored: OpenStore, tmp_path: Path
+) -> None:
+    pytest.importorskip(
+        "snakemake_storage_plugin_fs",
+        reason="needs pip install snakemake-storage-plugin-fs",
+    )
+    prefix = tmp_path / "shared"
+    (prefix / "data").mkdir(parents=True)
+    (prefix / "data" / "in.txt").write_text("hello\n")
+    write_snakefile(
+        Path.cwd(),
+        """
+        rule all:
+            input: "out.txt"
+
+        rule shout:
+            input: "data/in.txt"
+            output: "out.txt"
+            shell: "tr a-z A-Z < {input} > {output}"
+        """,
+    )
+
+    run_snakemake(
+        "--default-storage-provider", "fs", "--default-storage-prefix", str(prefix)
+    )
+
+    assert (prefix / "out.txt").read_text() == "HELLO\n"
+    assert not Path("out.txt").exists()
+    view = stored()
+    (task,) = view.tasks()
+    assert [download.dst for download in task.spec.downloads] == ["Snakefile"]
+    assert view.outputs(task) == []
