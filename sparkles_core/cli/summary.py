@@ -8,6 +8,7 @@ object from storage.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -161,32 +162,62 @@ def _print_slowest(state: CliContext, tasks: Sequence[Task]) -> None:
 def _slow_row(task: Task) -> list[str]:
     usage = task.usage
     cpu = usage.user_cpu_s + usage.system_cpu_s if usage else None
-    params = " ".join(f"{k}={v}" for k, v in task.spec.parameters.items())
     return [
         task.id,
         format_duration((task.finished or 0.0) - (task.started or 0.0)),
         format_duration(cpu),
         format_bytes(usage.max_rss_bytes if usage else None),
         describe_exit(task),
-        params,
+        _params(task),
     ]
 
 
 @click.command()
 @click.argument("job_id", metavar="JOB")
+@click.option(
+    "-i",
+    "--incomplete",
+    is_flag=True,
+    help="Summarize the tasks running now instead: how long they waited "
+    "and how long they have been running.",
+)
+@click.option(
+    "-e",
+    "--exitcode",
+    type=int,
+    default=None,
+    metavar="CODE",
+    help="Only the tasks whose command exited with CODE.",
+)
 @pass_context
-def summarize(state: CliContext, job_id: str) -> None:
+def summarize(
+    state: CliContext, job_id: str, incomplete: bool, exitcode: int | None
+) -> None:
     """Summarize a job's queue wait, run time, CPU time and peak memory.
 
     Each figure is given as p5, median, p95 and max over the tasks that ran,
     followed by the five tasks that ran longest. JOB may be LAST.
 
-    Example: sparkles summarize LAST
+    \b
+    Examples:
+      sparkles summarize LAST
+      sparkles summarize LAST --exitcode 137
+      sparkles summarize LAST --incomplete
     """
+    if incomplete and exitcode is not None:
+        raise click.UsageError("Give --incomplete or --exitcode, not both.")
     job = state.job(job_id)
-    tasks = [t for t in state.client.tasks(job.id) if t.started is not None]
+    if incomplete:
+        _summarize_running(state, job)
+        return
+    tasks = [
+        task
+        for task in state.client.tasks(job.id)
+        if task.started is not None and exitcode in (None, task.exit_code)
+    ]
     if not tasks:
-        state.say(f"No task of job {job.id} has run yet.")
+        which = "has run yet" if exitcode is None else f"exited with {exitcode}"
+        state.say(f"No task of job {job.id} {which}.")
         return
     metrics = [
         _queue_waits(job, tasks),
@@ -194,10 +225,63 @@ def summarize(state: CliContext, job_id: str) -> None:
         _cpu_times(tasks),
         peak_memory(tasks),
     ]
-    print_spreads(
-        state, metrics, title=f"Job {job.id}: {plural(len(tasks), 'task')} ran"
-    )
+    title = f"Job {job.id}: {plural(len(tasks), 'task')} ran"
+    print_spreads(state, metrics, title=title)
     _print_slowest(state, tasks)
+
+
+def _summarize_running(state: CliContext, job: Job) -> None:
+    """Print how long the running tasks waited and have been running."""
+    from sparkles_core.models import TaskStatus
+
+    now = time.time()
+    claimed = state.client.tasks(job.id, [TaskStatus.CLAIMED])
+    running = [(task, at) for task in claimed if (at := _claimed_at(task))]
+    if not running:
+        state.say(f"Job {job.id}: no task is running.")
+        return
+    metrics = [
+        Metric(
+            "queue wait", [at - job.submit_time for _, at in running], format_duration
+        ),
+        Metric("running for", [now - at for _, at in running], format_duration),
+    ]
+    title = f"Job {job.id}: {plural(len(running), 'task')} running"
+    print_spreads(state, metrics, title=title)
+    _print_longest_running(state, running, now)
+
+
+def _print_longest_running(
+    state: CliContext, running: Sequence[tuple[Task, float]], now: float
+) -> None:
+    """Print the tasks claimed longest ago, with the node running each."""
+    columns = [
+        Column("task"),
+        Column("running for", numeric=True),
+        Column("node"),
+        Column("parameters"),
+    ]
+    longest = sorted(running, key=lambda pair: pair[1])[:SLOWEST]
+    rows = [
+        [task.id, format_duration(now - at), task.owner or "", _params(task)]
+        for task, at in longest
+    ]
+    title = f"Longest running {plural(len(rows), 'task')}"
+    print_table(state.console, columns, rows, title=title)
+
+
+def _claimed_at(task: Task) -> float | None:
+    """Return when the task's current attempt was claimed."""
+    from sparkles_core.models import TaskStatus
+
+    claims = [
+        entry.time for entry in task.history if entry.status is TaskStatus.CLAIMED
+    ]
+    return claims[-1] if claims else None
+
+
+def _params(task: Task) -> str:
+    return " ".join(f"{k}={v}" for k, v in task.spec.parameters.items())
 
 
 # The name Sparklespray users know; hidden so ``--help`` lists one command.
