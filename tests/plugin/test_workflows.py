@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -275,3 +276,29 @@ def test_default_storage_provider_moves_the_files_itself(
     (task,) = view.tasks()
     assert [download.dst for download in task.spec.downloads] == ["Snakefile"]
     assert view.outputs(task) == []
+
+
+def test_git_tracked_file_read_at_parse_time_reaches_the_nodes(
+    run_snakemake: RunSnakemake,
+) -> None:
+    Path("config").mkdir()
+    Path("config/samples.tsv").write_text("alpha\nbeta\n")
+    write_snakefile(
+        Path.cwd(),
+        """
+        SAMPLES = open("config/samples.tsv").read().split()
+
+        rule all:
+            input: expand("out/{s}.txt", s=SAMPLES)
+
+        rule make:
+            output: "out/{s}.txt"
+            shell: "echo {wildcards.s} > {output}"
+        """,
+    )
+    for argv in (["init", "-q"], ["add", "Snakefile", "config/samples.tsv"]):
+        subprocess.run(["git", *argv], check=True)
+
+    run_snakemake()
+
+    assert Path("out/beta.txt").read_text() == "beta\n"
