@@ -99,6 +99,12 @@ def test_second_run_uploads_nothing(home: Path) -> None:
         (["--", "no-such-program-here", "x"], "not found on this machine"),
         (["-n", "Bad_Name", "--", "true"], "not valid"),
         (["-o", "nonsense_key=1", "--", "true"], "nonsense_key"),
+        (["--", "/no/such/cmd"], "does not exist"),
+        (["--", "{work}/present.txt"], "not executable"),
+        (["--", "./nope.sh"], "not among the uploaded"),
+        (["--", "./tool.sh", "x"], "-u ./tool.sh"),
+        (["--", "bin/tool.sh"], "-u bin/tool.sh:bin/tool.sh"),
+        (["-u", "tool.sh", "--", "tool.sh"], "./tool.sh"),
     ],
     ids=[
         "missing-file",
@@ -107,18 +113,53 @@ def test_second_run_uploads_nothing(home: Path) -> None:
         "no-command",
         "bad-name",
         "bad-key",
+        "absent-path",
+        "not-executable",
+        "absent-relative",
+        "local-not-uploaded",
+        "under-folder",
+        "uploaded-bare-name",
     ],
 )
 def test_bad_input_is_one_line_and_leaves_no_job(
     home: Path, args: list[str], message: str
 ) -> None:
-    (Path.cwd() / "present.txt").write_text("x")
-    result = run(*args)
+    work = Path.cwd()
+    (work / "present.txt").write_text("x")
+    for script in (work / "tool.sh", work / "bin" / "tool.sh"):
+        script.parent.mkdir(exist_ok=True)
+        script.write_text("#!/bin/sh\necho tool\n")
+        script.chmod(0o755)
+    result = run(*(arg.replace("{work}", str(work)) for arg in args))
     assert result.returncode == 2
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert stored_jobs() == []
+
+
+COMMAND_PATHS = [
+    ("uploaded", ["-u", "tool.sh", "--", "./tool.sh", "x"]),
+    ("caret", ["--", "^tool.sh", "x"]),
+    ("caret-in-folder", ["--", "^bin/tool.sh", "x"]),
+    ("in-uploaded-folder", ["-u", "bin", "--", "bin/tool.sh", "x"]),
+    ("absolute", ["--", "{work}/tool.sh", "x"]),
+    ("shell-line", ["-u", "tool.sh", "--", "V=1 ./tool.sh x | cat; true"]),
+    ("shell-word-first", ["-u", "tool.sh", "--", "cd . && ./tool.sh x"]),
+]
+
+
+@pytest.mark.parametrize(
+    "args", [case[1] for case in COMMAND_PATHS], ids=[c[0] for c in COMMAND_PATHS]
+)
+def test_command_given_as_a_path_runs(home: Path, args: list[str]) -> None:
+    work = Path.cwd()
+    for script in (work / "tool.sh", work / "bin" / "tool.sh"):
+        script.parent.mkdir(exist_ok=True)
+        script.write_text("#!/bin/sh\necho tool ran with $1\n")
+        script.chmod(0o755)
+    result = run("-q", *(arg.replace("{work}", str(work)) for arg in args))
+    assert (result.returncode, result.stdout) == (0, "tool ran with x\n"), result
 
 
 def test_unusable_state_folder_is_one_line(
