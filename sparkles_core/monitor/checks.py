@@ -1,4 +1,8 @@
-"""The periodic checks a monitor runs while a job is unfinished."""
+"""The periodic checks a monitor runs while a job is unfinished.
+
+:class:`ResizeCluster` lives in :mod:`sparkles_core.monitor.resize`; it is
+offered here beside the others.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,9 @@ from typing import Protocol
 from sparkles_cas.errors import ObjectNotFound, StorageError
 from sparkles_cas.storage import ObjectStorage
 from sparkles_core import layout
-from sparkles_core.cluster.base import Provisioner, WorkerLaunch
 from sparkles_core.errors import JobFailed
-from sparkles_core.models import Job, NodeClass, NodeReq, Task, TaskStatus
+from sparkles_core.models import Job, NodeReq, Task, TaskStatus
+from sparkles_core.monitor.resize import ResizeCluster
 from sparkles_core.monitor.runner import STOP
 from sparkles_core.store.base import Store
 
@@ -67,62 +71,6 @@ class JobProgress:
 
     def finish(self) -> None:
         """Nothing to release."""
-
-
-class ResizeCluster:
-    """Keep min(requested nodes, unfinished tasks) nodes alive.
-
-    Preemptible nodes come first, up to a budget of ``nodes * scale`` node
-    starts per cluster; after that, standard nodes. The budget is counted from
-    the stored node records, so restarting the monitor does not refill it.
-    """
-
-    name = "resize"
-
-    def __init__(
-        self,
-        store: Store,
-        provisioner: Provisioner,
-        launch: WorkerLaunch,
-        max_nodes: int,
-        preemptible_scale: int,
-        interval: float,
-    ) -> None:
-        self._store, self._provisioner, self._launch = store, provisioner, launch
-        self._max_nodes, self._scale = max_nodes, preemptible_scale
-        self._interval = interval
-
-    def poll(self, now: float) -> float:
-        """Start nodes if fewer are alive than there is work for."""
-        nodes = self._provisioner.refresh(self._launch.cluster_id)
-        alive = sum(1 for node in nodes if node.status.alive)
-        unfinished = self._store.unfinished_count(self._launch.cluster_id)
-        missing = min(self._max_nodes, unfinished) - alive
-        if missing > 0:
-            self._grow(missing, nodes)
-        return self._interval
-
-    def _grow(self, missing: int, nodes: list[NodeReq]) -> None:
-        budget = 0
-        if self._launch.machine.preemptible:
-            used = sum(1 for n in nodes if n.node_class is NodeClass.PREEMPTIBLE)
-            budget = max(0, self._max_nodes * self._scale - used)
-        spot = min(missing, budget)
-        logger.info(
-            "Cluster %s: starting %d preemptible and %d standard nodes",
-            self._launch.cluster_id,
-            spot,
-            missing - spot,
-        )
-        if spot:
-            self._provisioner.add_nodes(self._launch, spot, NodeClass.PREEMPTIBLE)
-        if missing - spot:
-            self._provisioner.add_nodes(
-                self._launch, missing - spot, NodeClass.STANDARD
-            )
-
-    def finish(self) -> None:
-        """Nothing to release: stopping the cluster is the caller's choice."""
 
 
 class ResetOrphans:

@@ -9,10 +9,13 @@ from typing import Any
 
 import pytest
 
+from sparkles_core.cluster.base import WorkerLaunch
 from sparkles_core.cluster.gce import GCEProvisioner
+from sparkles_core.errors import ClusterError
 from sparkles_core.models import (
     GPU,
     DataDisk,
+    Job,
     JobSpec,
     MachineSpec,
     NodeClass,
@@ -341,3 +344,84 @@ def test_list_asks_for_the_cluster_label_in_one_call(
     (call,) = fake.calls[before:]
     assert call.method == "GET" and call.path.endswith("/instances")
     assert call.query["filter"] == '(labels.sparkles-cluster = "c-test")'
+
+
+def spot_resize(
+    store: SQLiteStore, provisioner: GCEProvisioner, launch: WorkerLaunch
+) -> ResizeCluster:
+    return ResizeCluster(
+        store, provisioner, launch, max_nodes=None, preemptible_scale=2, interval=30.0
+    )
+
+
+def two_task_job(store: SQLiteStore) -> Job:
+    spec = JobSpec(name="job-1", tasks=[TaskSpec(command="sleep 300")] * 2, nodes=2)
+    return store_job(store, "job-1", spec)
+
+
+def test_resize_falls_back_to_standard_nodes_when_spot_capacity_runs_out(
+    fake: FakeCompute,
+    provisioner: GCEProvisioner,
+    store: SQLiteStore,
+    make_launch: LaunchFactory,
+) -> None:
+    job = two_task_job(store)
+    for _ in range(2):
+        fake.fail_next_insert("capacity")
+
+    spot_resize(store, provisioner, make_launch(cluster=job.cluster)).poll(0.0)
+
+    assert [model for _, model in fake.inserts()] == ["SPOT"] * 2 + ["STANDARD"] * 2
+    assert len(fake.names()) == 2
+    classes = {node.node_class for node in store.list_nodes(job.cluster)}
+    assert classes == {NodeClass.STANDARD}
+
+
+def test_resize_that_can_start_nothing_asks_again_one_interval_later(
+    fake: FakeCompute,
+    provisioner: GCEProvisioner,
+    store: SQLiteStore,
+    make_launch: LaunchFactory,
+) -> None:
+    job = two_task_job(store)
+    for _ in range(4):
+        fake.fail_next_insert("capacity")
+    resize = spot_resize(store, provisioner, make_launch(cluster=job.cluster))
+
+    resize.poll(1000.0)
+    resize.poll(1010.0)
+    assert len(fake.inserts()) == 4 and fake.names() == []
+
+    resize.poll(1030.0)
+    assert len(fake.names()) == 2
+    assert [model for _, model in fake.inserts()[4:]] == ["SPOT", "SPOT"]
+
+
+def test_resize_stops_at_a_refusal_that_waiting_cannot_cure(
+    fake: FakeCompute,
+    provisioner: GCEProvisioner,
+    store: SQLiteStore,
+    make_launch: LaunchFactory,
+) -> None:
+    job = two_task_job(store)
+    fake.fail_next_insert("quota")
+
+    with pytest.raises(ClusterError, match="quota of project 'test-project'"):
+        spot_resize(store, provisioner, make_launch(cluster=job.cluster)).poll(0.0)
+
+
+def test_nodes_show_running_after_the_next_refresh(
+    fake: FakeCompute,
+    provisioner: GCEProvisioner,
+    store: SQLiteStore,
+    make_launch: LaunchFactory,
+) -> None:
+    job = two_task_job(store)
+    resize = spot_resize(store, provisioner, make_launch(cluster=job.cluster))
+
+    interval = resize.poll(0.0)
+    assert {n.status for n in store.list_nodes(job.cluster)} == {NodeStatus.STAGING}
+    resize.poll(interval)
+
+    assert interval <= 10.0
+    assert {n.status for n in store.list_nodes(job.cluster)} == {NodeStatus.RUNNING}

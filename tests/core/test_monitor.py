@@ -13,6 +13,7 @@ from sparkles_core.errors import JobFailed
 from sparkles_core.models import (
     Job,
     JobSpec,
+    JobStatus,
     NodeClass,
     NodeReq,
     NodeStatus,
@@ -20,6 +21,7 @@ from sparkles_core.models import (
     TaskStatus,
 )
 from sparkles_core.monitor.checks import FailureMonitor, ResetOrphans, ResizeCluster
+from sparkles_core.monitor.resize import NODE_REFRESH_S
 from sparkles_core.monitor.runner import STOP, Runner
 
 
@@ -91,6 +93,83 @@ def test_cluster_grows_to_min_of_nodes_and_work(client: Client) -> None:
     assert client.store.list_nodes(job.cluster) == []
     for pid in pids:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+
+
+def alive(client: Client, cluster: str) -> int:
+    return sum(1 for n in client.store.list_nodes(cluster) if n.status.alive)
+
+
+def test_two_jobs_on_one_cluster_get_the_nodes_both_ask_for(client: Client) -> None:
+    spec = JobSpec(name="j", tasks=[TaskSpec(command="sleep 5")] * 2, nodes=1)
+    first, second = client.submit(spec, "first"), client.submit(spec, "second")
+    assert first.cluster == second.cluster
+    resize = ResizeCluster(
+        client.store,
+        client.provisioner,
+        client.launch_for(second),
+        None,
+        1,
+        1.0,
+        requested=second.nodes,
+    )
+
+    resize.poll(time.time())
+
+    assert alive(client, first.cluster) == 2
+
+
+def test_cluster_size_is_capped_by_max_nodes_and_by_work(client: Client) -> None:
+    wide = JobSpec(name="j", tasks=[TaskSpec(command="sleep 5")] * 2, nodes=4)
+    job = client.submit(wide, "wide")
+    client.submit(wide, "other")
+    launch = client.launch_for(job)
+
+    ResizeCluster(client.store, client.provisioner, launch, 3, 1, 1.0).poll(0.0)
+    assert alive(client, job.cluster) == 3
+    ResizeCluster(client.store, client.provisioner, launch, None, 1, 1.0).poll(0.0)
+    assert alive(client, job.cluster) == 4, "four tasks in all"
+
+
+def test_watch_override_replaces_the_jobs_own_request(client: Client) -> None:
+    job = client.submit(
+        JobSpec(name="j", tasks=[TaskSpec(command="sleep 5")] * 3, nodes=1), "j"
+    )
+    resize = ResizeCluster(
+        client.store,
+        client.provisioner,
+        client.launch_for(job),
+        None,
+        1,
+        1.0,
+        requested=2,
+    )
+
+    resize.poll(time.time())
+
+    assert alive(client, job.cluster) == 2
+
+
+def test_finished_job_asks_for_no_nodes_whatever_its_status(client: Client) -> None:
+    spec = JobSpec(name="j", tasks=[TaskSpec(command="sleep 5")], nodes=3)
+    done = client.submit(spec, "done")
+    client.store.kill_job(done.id)
+    client.store.set_job_status(done.id, JobStatus.SUBMITTED)
+    job = client.submit(spec.model_copy(update={"nodes": 1}), "j")
+    launch = client.launch_for(job)
+
+    ResizeCluster(client.store, client.provisioner, launch, None, 1, 1.0).poll(0.0)
+
+    assert alive(client, job.cluster) == 1
+
+
+def test_node_records_are_refreshed_at_least_every_ten_seconds(
+    client: Client,
+) -> None:
+    job = client.submit(JobSpec(name="j", tasks=[TaskSpec(command="true")]), "j")
+    launch = client.launch_for(job)
+    resize = ResizeCluster(client.store, client.provisioner, launch, 1, 1, 30.0)
+
+    assert resize.poll(time.time()) == NODE_REFRESH_S == 10.0
 
 
 def test_preemptible_budget_then_standard_nodes(client: Client) -> None:
