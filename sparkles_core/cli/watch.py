@@ -74,8 +74,16 @@ to resume).""",
     help="Show the output of one running task as it is written (when "
     "watching a single job).",
 )
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="First put complete tasks whose result.json is missing from "
+    "storage back to pending, so they run again.",
+)
 @pass_context
-def watch(state: CliContext, pattern: str, nodes: int | None, loglive: bool) -> None:
+def watch(
+    state: CliContext, pattern: str, nodes: int | None, loglive: bool, verify: bool
+) -> None:
     """Watch jobs until they end; start nodes for them as needed.
 
     PATTERN is a job id, LAST or a shell wildcard; every job it names is
@@ -85,6 +93,9 @@ def watch(state: CliContext, pattern: str, nodes: int | None, loglive: bool) -> 
     that) or that a Snakemake run owns.
     """
     jobs = state.jobs(pattern)
+    if verify:
+        for job in jobs:
+            _verify(state, job)
     code = watch_jobs(state, jobs, nodes, loglive, again=shlex.quote(pattern))
     # The command group discards exit codes given to ctx.exit, so the
     # status leaves the process directly.
@@ -148,6 +159,32 @@ def _monitor(
         client.wait(target, reporter, stream_logs=loglive)
     except JobFailed as exc:
         _give_up(state, exc)
+
+
+def _verify(state: CliContext, job: Job) -> None:
+    """Reset the job's complete tasks whose ``result.json`` is not stored."""
+    from sparkles_core import layout
+    from sparkles_core.cli.tables import plural
+    from sparkles_core.models import JobStatus, TaskStatus
+
+    client = state.client
+    # One listing of the job's objects, rather than a request per task.
+    stored = {info.key for info in client.storage.list(layout.job_prefix(job.id))}
+    lost = [
+        task.id
+        for task in client.tasks(job.id, [TaskStatus.COMPLETE])
+        if task.result_key not in stored
+    ]
+    reason = "its result.json is missing (sparkles watch --verify)"
+    count = client.store.reset(lost, reason, [TaskStatus.COMPLETE]) if lost else 0
+    if not count:
+        state.say(f"Job {job.id}: every complete task has its result.json.")
+        return
+    # Let the watch record the job's new outcome when the tasks rerun.
+    client.store.set_job_status(job.id, JobStatus.SUBMITTED)
+    logger.info("Job %s: %d tasks had no result.json; reset", job.id, count)
+    missing = plural(count, "complete task")
+    state.say(f"Job {job.id}: {missing} without a result.json, back to pending.")
 
 
 def _give_up(state: CliContext, exc: JobFailed) -> None:
