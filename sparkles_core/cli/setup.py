@@ -4,7 +4,9 @@ It prints the ``gcloud`` and ``docker`` commands a new project needs, filled
 in from the config (``project``, ``region``, the bucket of
 ``default_url_prefix``, ``sparklesworker_image``), and with ``--apply`` runs
 them one by one, stopping at the first that fails. Steps that create
-something already there are passed over, so it can be run again.
+something already there are passed over, so it can be run again. It also
+says which roles the account that submits jobs needs, which it does not
+grant: the nodes' service account gets only what a node uses.
 
 The worker image is built from a source checkout and pushed with::
 
@@ -35,19 +37,21 @@ if TYPE_CHECKING:
 __all__ = ["WORKER_ACCOUNT", "WORKER_ROLES", "Step", "plan_steps", "setup"]
 
 WORKER_ACCOUNT = "sparkles-worker"
-# What a node's worker does: records in Datastore, files in the bucket,
-# its own instance, pulling the image, and writing its logs.
+# What a node does: records in Datastore, files in the bucket, pulling the
+# images and writing its logs. It makes no Compute call: it records its exit
+# status through the metadata server and powers itself off, and the
+# submitting side deletes it, so it needs no Compute or IAM role.
 WORKER_ROLES = (
     "roles/datastore.user",
     "roles/storage.objectAdmin",
-    "roles/compute.instanceAdmin.v1",
-    "roles/iam.serviceAccountUser",
     "roles/logging.logWriter",
     "roles/artifactregistry.reader",
 )
+# Firestore's API creates the Datastore-mode database; Datastore's serves it.
 APIS = (
     "compute.googleapis.com",
     "datastore.googleapis.com",
+    "firestore.googleapis.com",
     "storage.googleapis.com",
     "artifactregistry.googleapis.com",
     "logging.googleapis.com",
@@ -115,6 +119,7 @@ def plan_steps(config: Config) -> tuple[list[Step], list[str]]:
     image = config.sparklesworker_image or default_worker_image(project, region)
 
     image_steps, notes = _image_steps(image)
+    notes.insert(0, _submitter_note(project))
     steps = [
         *_project_steps(gcloud, project, region, bucket),
         *_registry_steps(gcloud, project, image),
@@ -163,6 +168,19 @@ def _project_steps(
             *("datastore", "indexes", "create", str(_index_file()), "--quiet"),
         ),
     ]
+
+
+def _submitter_note(project: str) -> str:
+    """Return what the account that submits jobs needs, beyond the nodes' own."""
+    email = f"{WORKER_ACCOUNT}@{project}.iam.gserviceaccount.com"
+    return (
+        "Whoever submits jobs starts nodes that run as the service account "
+        f"{email}, so needs roles/iam.serviceAccountUser on it, and "
+        f"roles/compute.instanceAdmin.v1 in project {project!r} (a project "
+        "owner has both); grant it with: gcloud iam service-accounts "
+        f"add-iam-policy-binding {email} --member=user:YOU@example.com "
+        f"--role=roles/iam.serviceAccountUser --project={project}"
+    )
 
 
 def _registry_steps(gcloud: _Gcloud, project: str, image: str) -> list[Step]:

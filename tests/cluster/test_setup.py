@@ -63,7 +63,7 @@ def test_setup_prints_the_steps_with_the_config_values(home: Path) -> None:
     out = result.output
     assert (
         "gcloud services enable compute.googleapis.com datastore.googleapis.com "
-        "storage.googleapis.com" in out
+        "firestore.googleapis.com storage.googleapis.com" in out
     )
     assert "buckets create gs://my-bucket --location=europe-west4" in out
     assert "--project=my-project" in out
@@ -72,6 +72,23 @@ def test_setup_prints_the_steps_with_the_config_values(home: Path) -> None:
     assert "gcloud firestore databases create" in out and "datastore-mode" in out
     assert "sparkles_core/store/index.yaml" in out
     assert f"docker push {IMAGE}" in out
+
+
+def test_nodes_account_gets_no_compute_or_iam_role(home: Path) -> None:
+    steps, _ = plan_steps(CliContext(overrides=OVERRIDES).config())
+
+    roles = [arg for step in steps for arg in step.argv if arg.startswith("--role=")]
+    assert roles and not [r for r in roles if "compute." in r or "iam." in r]
+
+
+def test_setup_says_what_the_submitting_account_needs(home: Path) -> None:
+    result = run_setup()
+
+    assert result.exit_code == 0, result.output
+    email = "sparkles-worker@my-project.iam.gserviceaccount.com"
+    assert "roles/iam.serviceAccountUser on it" in result.output
+    assert f"add-iam-policy-binding {email}" in result.output
+    assert "roles/compute.instanceAdmin.v1 in project 'my-project'" in result.output
 
 
 def test_setup_apply_runs_every_step_in_order(home: Path, recorded: Path) -> None:
