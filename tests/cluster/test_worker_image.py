@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 import sparkles_worker
 
@@ -46,3 +50,25 @@ def test_dockerfile_copies_only_what_exists_in_the_checkout() -> None:
 
     assert "pyproject.toml" in sources
     assert [s for s in sources if not (ROOT / s).exists()] == []
+
+
+def test_dockerfile_pins_snakemake_to_the_major_version_the_plugin_supports() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    tested = [
+        Requirement(text)
+        for text in project["optional-dependencies"]["test"]
+        if Requirement(text).name == "snakemake"
+    ]
+    (low,) = [spec for req in tested for spec in req.specifier if spec.operator == ">="]
+    major = Version(low.version).major
+    args = dict(arg.split("=", 1) for op, arg in instructions() if op == "ARG")
+    pinned = Requirement(args["SNAKEMAKE_SPEC"].strip('"'))
+
+    assert pinned.name == "snakemake"
+    assert pinned.specifier.contains(f"{major}.0") and pinned.specifier.contains(
+        f"{major}.99"
+    )
+    assert not pinned.specifier.contains(f"{major + 1}.0")
+    assert not pinned.specifier.contains(f"{major - 1}.99")
+    runs = [arg for op, arg in instructions() if op == "RUN"]
+    assert any("${SNAKEMAKE_SPEC}" in arg for arg in runs)
