@@ -1,10 +1,13 @@
 """Read the command line given to ``sparkles-run`` (and ``sparkles sub``).
 
-Handles ``^path`` tokens (upload the file, pass its path), the choice between
-a shell line and an argument vector, and an early check that the program can
-run when the task will run on this machine: a name must be on ``PATH``, an
-absolute path must be an executable file, and a relative path must be one of
-the uploaded files, since the task runs in a folder of its own.
+:func:`run_command` declares ``sparkles-run``'s options and help, reads them
+into a :class:`RunRequest`, and shows a usage error as one line. The rest
+reads the command itself, for both commands: ``^path`` tokens (upload the
+file, pass its path), the choice between a shell line and an argument
+vector, and an early check that the program can run when the task will run
+on this machine: a name must be on ``PATH``, an absolute path must be an
+executable file, and a relative path must be one of the uploaded files,
+since the task runs in a folder of its own.
 """
 
 from __future__ import annotations
@@ -14,13 +17,176 @@ import posixpath
 import re
 import shlex
 import shutil
-from collections.abc import Collection, Sequence
+import signal
+import sys
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
 
 from sparkles_core.errors import InputError
 from sparkles_core.submit import LocalInput
 
-__all__ = ["check_command_exists", "command_line", "expand_caret_tokens"]
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "RunRequest",
+    "check_command_exists",
+    "command_line",
+    "expand_caret_tokens",
+    "run_command",
+]
+
+EXIT_BAD_INPUT = 2
+
+_EPILOG = """\b
+Examples:
+  sparkles-run -- echo hello
+  sparkles-run -u data.csv -- 'sort data.csv > sorted.csv'
+  sparkles-run --timeout 600 -- python3 ^analyse.py --out result.txt
+
+\b
+A single COMMAND argument is run as a shell line; several are quoted and
+run as one command. A token written ^PATH uploads that file and is
+replaced by its path in the task's folder. The task runs in a folder of
+its own: run an uploaded script as ./NAME or ^PATH.
+
+\b
+Exit status:
+  N       the task's own exit code
+  128+N   the task was killed by signal N (143 after --timeout), or
+          sparkles-run itself got signal N; the task is then killed
+  130     interrupted with Ctrl-C; the task is killed
+  125     Sparkles could not run the task
+  2       bad input or configuration; nothing was submitted
+
+\b
+Jobs, files and worker logs are kept in the state folder: $SPARKLES_HOME,
+else ~/.local/share/sparkles. See them with: sparkles status"""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What the user asked ``sparkles-run`` for."""
+
+    command: tuple[str, ...]
+    uploads: tuple[str, ...]
+    nodes: int
+    image: str | None
+    machine_type: str | None
+    name: str | None
+    timeout: float | None
+    dest: Path
+    results: tuple[str, ...]
+    ignore: tuple[str, ...]
+    config_file: Path | None
+    overrides: tuple[str, ...]
+    quiet: bool
+    debug: bool
+
+
+class _RunCommand(click.Command):
+    """A click command whose usage errors are one line, like its other errors."""
+
+    def main(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Run the command and exit with its code."""
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            _say(f"sparkles-run: error: {exc.format_message()} See sparkles-run -h.")
+            code = EXIT_BAD_INPUT
+        except click.ClickException as exc:
+            exc.show()
+            code = exc.exit_code
+        except click.Abort:  # Ctrl-C before the run took over the signals
+            _say("sparkles: interrupted: nothing was submitted")
+            code = 128 + signal.SIGINT
+        sys.exit(code)
+
+
+def _say(text: str) -> None:
+    """Print one line on stderr, as the run itself does."""
+    Console(stderr=True).print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+_OPTIONS = [
+    click.option(
+        "-u",
+        "--upload",
+        "uploads",
+        multiple=True,
+        metavar="SRC[:DST]",
+        help="Upload a file or folder into the task's folder (repeatable).",
+    ),
+    click.option(
+        "--nodes",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="Workers to start; at least 1.",
+    ),
+    click.option("-i", "--image", default=None, help="Container image for the task."),
+    click.option("-m", "--machine-type", default=None, help="Machine type of nodes."),
+    click.option("-n", "--name", default=None, help="Job name (default: run-<time>)."),
+    click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        metavar="SECONDS",
+        help="Kill the task after SECONDS.",
+    ),
+    click.option(
+        "--dest",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("."),
+        show_default=True,
+        help="Folder the task's output files are written to.",
+    ),
+    click.option("--results", multiple=True, help="Glob of files to bring back."),
+    click.option("--ignore", multiple=True, help="Glob of files not to bring back."),
+    click.option(
+        "-c",
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Config file (default: .sparkles here or in a parent folder).",
+    ),
+    click.option(
+        "-o",
+        "--override",
+        "overrides",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override a config key (repeatable).",
+    ),
+    click.option(
+        "-q", "--quiet", is_flag=True, help="Print only the task's output, and errors."
+    ),
+    click.option("--debug", is_flag=True, help="Log detail and show tracebacks."),
+    click.argument("command", nargs=-1, required=True),
+]
+
+
+def run_command(run: Callable[[RunRequest], int]) -> click.Command:
+    """Return the ``sparkles-run`` command, which calls ``run`` with the request."""
+
+    def main(**options: Any) -> int:
+        """Run COMMAND as a Sparkles task and exit with its exit code."""
+        return run(RunRequest(**options))
+
+    for option in reversed(_OPTIONS):
+        main = option(main)
+    return click.command(
+        "sparkles-run",
+        cls=_RunCommand,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        epilog=_EPILOG,
+    )(main)
+
 
 # ``NAME=value`` before the program sets its environment.
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")

@@ -3,25 +3,37 @@
 The command's output streams to this terminal while it runs; the files it
 writes come back into the current folder (or ``--dest``); the exit code is
 the command's own.
+
+Once the job is stored, nothing may leave it claimable: an error, Ctrl-C,
+SIGTERM or SIGHUP (the terminal closed) kills the job and stops its workers
+before ``sparkles-run`` exits. The stop signals become :class:`Interrupted`
+so that one path handles them all. While the job is being stored, and while
+workers are being stopped, a signal is held rather than acted on, so that it
+cannot fall between the store's commit and knowing the job, nor cut the
+clean-up short.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import FrameType
 from typing import TYPE_CHECKING
 
-import click
+from pydantic import ValidationError
 from rich.console import Console
 
 from sparkles_cas.errors import StorageError
-from sparkles_core.errors import SparklesError, StoreError
+from sparkles_core.errors import InputError, JobFailed, SparklesError, StoreError
 from sparkles_core.models import (
+    Download,
     Job,
     JobSpec,
+    JobStatus,
     NodeReq,
     Task,
     TaskSpec,
@@ -29,23 +41,116 @@ from sparkles_core.models import (
     UploadRules,
 )
 from sparkles_core.run_args import (
+    EXIT_BAD_INPUT,
+    RunRequest,
     check_command_exists,
     command_line,
     expand_caret_tokens,
+    run_command,
 )
-from sparkles_core.submit import new_job_id, parse_push, validate_job_name
+from sparkles_core.submit import LocalInput, new_job_id, parse_push, validate_job_name
 
 if TYPE_CHECKING:
     from sparkles_core.client import Client
 
-__all__ = ["main"]
+__all__ = ["Interrupted", "RunSession", "main", "run"]
 
 logger = logging.getLogger(__name__)
 
 # Sparkles could not run the task (staging, spawn or upload failed): the
 # code ``docker run`` uses for its own failures.
 EXIT_NOT_RUN = 125
-EXIT_INTERRUPTED = 130
+
+# The signals that mean "stop": Ctrl-C, a polite kill, the terminal closing.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(BaseException):
+    """A stop signal reached ``sparkles-run``.
+
+    A BaseException, as KeyboardInterrupt is, so that no ``except Exception``
+    on the way swallows it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class SignalGuard:
+    """Raise :class:`Interrupted` on a stop signal, or hold it for a while."""
+
+    def __init__(self) -> None:
+        self._holding = False
+        self._held: int | None = None
+        self._note: str | None = None
+
+    def install(self) -> None:
+        """Handle the stop signals, except those this process was told to ignore.
+
+        ``nohup`` and background jobs of a script ignore SIGHUP or SIGINT on
+        purpose; that choice is kept.
+        """
+        for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if not self._holding:
+            raise Interrupted(signum)
+        self._held = self._held or signum
+        if self._note:
+            # Written straight to the file descriptor: a handler may run in
+            # the middle of a console print.
+            with contextlib.suppress(OSError):
+                os.write(2, f"sparkles: {self._note}\n".encode())
+
+    def ignore(self) -> None:
+        """Drop stop signals from now on: the run is over."""
+        self._holding, self._note = True, None
+
+    @contextlib.contextmanager
+    def held(self, note: str | None = None, reraise: bool = True) -> Iterator[None]:
+        """Hold stop signals in the block; raise the first one after it.
+
+        ``note`` is shown when a signal arrives meanwhile. With ``reraise``
+        false, a held signal is dropped: the caller is shutting down anyway.
+        """
+        self._holding, self._note = True, note
+        try:
+            yield
+        finally:
+            self._holding, self._note = False, None
+            signum, self._held = self._held, None
+        if reraise and signum is not None:
+            raise Interrupted(signum)
+
+
+def _say(console: Console, text: str, style: str) -> None:
+    """Print one line on the console; a closed terminal is not an error."""
+    with contextlib.suppress(OSError):
+        console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
+
+
+class ConsoleLogHandler(logging.Handler):
+    """Show log records on the console as ``sparkles: warning: ...`` lines."""
+
+    def __init__(self, console: Console, debug: bool, quiet: bool) -> None:
+        level = logging.ERROR if quiet else logging.WARNING
+        super().__init__(logging.DEBUG if debug else level)
+        self._console, self._debug = console, debug
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Print the record, with its logger and traceback under --debug."""
+        try:
+            where = f"{record.name}: " if self._debug else ""
+            text = f"sparkles: {record.levelname.lower()}: {where}{record.getMessage()}"
+            if self._debug and record.exc_info:
+                text += "\n" + logging.Formatter().formatException(record.exc_info)
+            style = "yellow" if record.levelno >= logging.WARNING else "dim"
+            _say(self._console, text, style)
+        except Exception:
+            self.handleError(record)
 
 
 class RunReporter:
@@ -76,200 +181,241 @@ class RunReporter:
         sys.stdout.buffer.flush()
 
     def message(self, text: str) -> None:
-        """Show a status line on stderr."""
+        """Show a status line on stderr, unless quiet."""
         if not self._quiet:
-            self._console.print(
-                f"sparkles: {text}",
-                style="dim",
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
+            _say(self._console, f"sparkles: {text}", "dim")
+
+    def outcome(self, text: str) -> None:
+        """Show how the run ended (even when quiet)."""
+        _say(self._console, f"sparkles: {text}", "bold")
+
+    def error(self, text: str) -> None:
+        """Show why the run failed."""
+        _say(self._console, f"sparkles-run: error: {text}", "red")
+
+
+class RunSession:
+    """One ``sparkles-run``: store the job, follow it, never leave it behind."""
+
+    def __init__(
+        self, request: RunRequest, reporter: RunReporter, guard: SignalGuard
+    ) -> None:
+        self._request, self._reporter, self._guard = request, reporter, guard
+        self._client: Client | None = None
+        self._job: Job | None = None
+        self._task_done = False
+        self._killed: str | None = None
+
+    def run(self) -> int:
+        """Run the request; return the exit code, whatever happens."""
+        try:
+            self._guard.install()
+            return self._run()
+        except BaseException as exc:
+            with self._guard.held("stopping the workers first", reraise=False):
+                self._abandon(exc)
+                return self._failed(exc)
+        finally:
+            self._guard.ignore()
+            if self._client is not None:
+                _attempt("close the store and storage", self._client.close)
+
+    def _run(self) -> int:
+        from sparkles_core.client import Client
+        from sparkles_core.config import load_config, parse_override
+
+        request = self._request
+        overrides = dict(parse_override(text) for text in request.overrides)
+        config = load_config(request.config_file, overrides)
+        self._client = client = Client(config)
+        job_id, spec = self._prepare(client)
+        with self._guard.held():
+            self._job = job = client.submit(spec, job_id)
+        task = self._wait(client, job)
+        self._task_done = True
+        with self._guard.held("stopping the workers"):
+            client.stop_cluster_if_idle(job.cluster)
+        fetched = client.fetch(task, request.dest)
+        if fetched:
+            self._reporter.message(f"fetched {len(fetched)} files into {request.dest}")
+        return _exit_code(task, self._reporter)
+
+    def _prepare(self, client: Client) -> tuple[str, JobSpec]:
+        """Check the command, upload the inputs; return the job id and spec."""
+        request = self._request
+        inputs = [parse_push(text) for text in request.uploads]
+        argv, caret_inputs = expand_caret_tokens(request.command)
+        inputs.extend(caret_inputs)
+        line = command_line(argv)
+        if not line.strip():
+            raise InputError("The command is empty; give it after --.")
+        if client.config.cluster_url == "local" and request.image is None:
+            check_command_exists(line, {item.dst for item in inputs})
+        job_id = validate_job_name(request.name) if request.name else new_job_id()
+        downloads = self._upload(client, inputs)
+        try:
+            return job_id, _job_spec(client, request, line, downloads, job_id)
+        except ValidationError as exc:
+            raise _input_error(exc) from exc
+
+    def _upload(self, client: Client, inputs: list[LocalInput]) -> list[Download]:
+        try:
+            downloads, report = client.upload(inputs)
+        except OSError as exc:
+            what = repr(exc.filename) if exc.filename else "a file"
+            raise InputError(
+                f"Cannot read {what} to upload it: {exc.strerror or exc}; check "
+                "that the files given with -u or ^PATH are readable."
+            ) from exc
+        if report.files:
+            self._reporter.message(
+                f"uploaded {report.uploaded_files} of {report.files} files "
+                f"({report.uploaded_bytes} of {report.bytes} bytes)"
             )
+        return downloads
 
+    def _wait(self, client: Client, job: Job) -> Task:
+        """Follow the task until it ends; return its record."""
+        task_id = f"{job.id}.1"
+        client.wait(job, self._reporter, follow=task_id)
+        task = client.store.get_task(task_id)
+        if task is None:
+            raise StoreError(f"Task {task_id!r} vanished from the store while running.")
+        return task
 
-@click.command(
-    context_settings={"help_option_names": ["-h", "--help"]},
-    epilog="""\b
-Examples:
-  sparkles-run -- echo hello
-  sparkles-run -u data.csv -- 'sort data.csv > sorted.csv'
-  sparkles-run -- python3 ^analyse.py --out result.txt
-
-\b
-A single COMMAND argument is run as a shell line; several are quoted and
-run as one command. A token written ^PATH uploads that file and is
-replaced by its path in the task's folder.
-
-\b
-Exit status: the command's own; 128+N if it was killed by signal N;
-125 if Sparkles could not run it; 130 if interrupted with Ctrl-C.""",
-)
-@click.option(
-    "-u",
-    "--upload",
-    "uploads",
-    multiple=True,
-    metavar="SRC[:DST]",
-    help="Upload a file or folder into the task's folder (repeatable).",
-)
-@click.option("--nodes", default=1, show_default=True, help="Workers to start.")
-@click.option("-i", "--image", default=None, help="Container image for the task.")
-@click.option("-m", "--machine-type", default=None, help="Machine type of nodes.")
-@click.option("-n", "--name", default=None, help="Job name (default: run-<time>).")
-@click.option("--timeout", type=float, default=None, help="Kill after SECONDS.")
-@click.option(
-    "--dest",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Folder the task's output files are written to.",
-)
-@click.option("--results", multiple=True, help="Glob of files to bring back.")
-@click.option("--ignore", multiple=True, help="Glob of files not to bring back.")
-@click.option(
-    "-c", "--config", "config_file", type=click.Path(path_type=Path), default=None
-)
-@click.option("-o", "--override", "overrides", multiple=True, metavar="KEY=VALUE")
-@click.option("-q", "--quiet", is_flag=True, help="Print only the task's output.")
-@click.option("--debug", is_flag=True, help="Log detail and show tracebacks.")
-@click.argument("command", nargs=-1, required=True)
-def main(
-    uploads: tuple[str, ...],
-    nodes: int,
-    image: str | None,
-    machine_type: str | None,
-    name: str | None,
-    timeout: float | None,
-    dest: Path,
-    results: tuple[str, ...],
-    ignore: tuple[str, ...],
-    config_file: Path | None,
-    overrides: tuple[str, ...],
-    quiet: bool,
-    debug: bool,
-    command: tuple[str, ...],
-) -> None:
-    """Run COMMAND as a Sparkles task and exit with its exit code."""
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
-    console = Console(stderr=True)
-    request = RunRequest(
-        command,
-        uploads,
-        nodes,
-        image,
-        machine_type,
-        name,
-        timeout,
-        dest,
-        UploadRules(include=list(results) or ["**"], exclude=list(ignore)),
-    )
-    try:
-        code = _run(request, config_file, overrides, RunReporter(console, quiet))
-    except (SparklesError, StorageError) as exc:
-        if debug:
-            raise
-        console.print(
-            f"sparkles-run: error: {exc}",
-            style="red",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
+    def _abandon(self, exc: BaseException) -> None:
+        """Kill the job if its task may still run, and stop its workers."""
+        client, job = self._client, self._job
+        if client is None or job is None:
+            return
+        store = client.store
+        if not self._task_done and _attempt(
+            f"kill job {job.id}", lambda: client.kill(job.id, keep_cluster=True)
+        ):
+            self._killed = f"{job.id}.1"
+        if isinstance(exc, JobFailed):
+            _attempt(
+                f"mark job {job.id} failed",
+                lambda: store.set_job_status(job.id, JobStatus.FAILED),
+            )
+        _attempt(
+            f"stop the workers of job {job.id}",
+            lambda: client.stop_cluster_if_idle(job.cluster),
         )
-        code = 2
-    sys.exit(code)
 
+    def _failed(self, exc: BaseException) -> int:
+        """Say in one line why the run stopped; return the exit code."""
+        logger.debug("Run: stopped by %r", exc, exc_info=exc)
+        if isinstance(exc, KeyboardInterrupt):
+            exc = Interrupted(signal.SIGINT)
+        if isinstance(exc, Interrupted):
+            by = "" if exc.signum == signal.SIGINT else f" by {exc}"
+            self._reporter.outcome(f"interrupted{by}: {self._aftermath()}")
+            return 128 + exc.signum
+        expected = isinstance(exc, SparklesError | StorageError)
+        text = _sentence(str(exc) if expected else _unexpected(exc))
+        if self._killed:
+            text += f" Task {self._killed} was killed."
+        if not expected and not self._request.debug:
+            text += " Run with --debug for the traceback."
+        self._reporter.error(text)
+        if expected and self._job is None:
+            return EXIT_BAD_INPUT
+        return EXIT_NOT_RUN
 
-@dataclass(frozen=True)
-class RunRequest:
-    """What the user asked ``sparkles-run`` for."""
-
-    command: tuple[str, ...]
-    uploads: tuple[str, ...]
-    nodes: int
-    image: str | None
-    machine_type: str | None
-    name: str | None
-    timeout: float | None
-    dest: Path
-    rules: UploadRules
-
-
-def _run(
-    request: RunRequest,
-    config_file: Path | None,
-    overrides: tuple[str, ...],
-    reporter: RunReporter,
-) -> int:
-    from sparkles_core.client import Client
-    from sparkles_core.config import load_config, parse_override
-
-    config = load_config(config_file, dict(parse_override(o) for o in overrides))
-    client = Client(config)
-    try:
-        job = _submit(client, request, reporter)
-        return _wait_and_fetch(client, job, request.dest, reporter)
-    finally:
-        client.close()
-
-
-def _submit(client: Client, request: RunRequest, reporter: RunReporter) -> Job:
-    """Upload the inputs and store a one-task job."""
-    machine = client.config.machine_spec()
-    if request.machine_type:
-        machine = machine.model_copy(update={"machine_type": request.machine_type})
-    image = request.image or client.config.default_image
-    inputs = [parse_push(text) for text in request.uploads]
-    argv, caret_inputs = expand_caret_tokens(request.command)
-    inputs.extend(caret_inputs)
-    line = command_line(argv)
-    if client.config.cluster_url == "local" and request.image is None:
-        check_command_exists(line, {item.dst for item in inputs})
-    job_id = validate_job_name(request.name) if request.name else new_job_id()
-    downloads, report = client.upload(inputs)
-    if report.files:
-        reporter.message(
-            f"uploaded {report.uploaded_files} of {report.files} files "
-            f"({report.uploaded_bytes} of {report.bytes} bytes)"
-        )
-    task = TaskSpec(
-        command=line,
-        downloads=downloads,
-        uploads=request.rules,
-        timeout=request.timeout,
-    )
-    spec = JobSpec(
-        name=job_id, tasks=[task], machine=machine, image=image, nodes=request.nodes
-    )
-    return client.submit(spec, job_id)
-
-
-def _wait_and_fetch(client: Client, job: Job, dest: Path, reporter: RunReporter) -> int:
-    """Stream the task, bring its files back, and return the exit code."""
-    task_id = f"{job.id}.1"
-    try:
-        client.wait(job, reporter, follow=task_id)
-    except KeyboardInterrupt:
-        client.kill(job.id)
-        reporter.message(f"interrupted: task {task_id} killed")
-        return EXIT_INTERRUPTED
-    finally:
-        client.stop_cluster_if_idle(job.cluster)
-    task = client.store.get_task(task_id)
-    if task is None:
-        raise StoreError(f"Task {task_id!r} vanished from the store while running.")
-    fetched = client.fetch(task, dest)
-    if fetched:
-        reporter.message(f"fetched {len(fetched)} files into {dest}")
-    return _exit_code(task, reporter)
+    def _aftermath(self) -> str:
+        """Return what became of the job, for the interrupted line."""
+        job = self._job
+        if job is None:
+            return "nothing was submitted"
+        if self._killed:
+            return f"task {self._killed} killed"
+        if self._task_done:
+            return f"the task had ended; fetch its files: sparkles fetch {job.id}"
+        return f"job {job.id} may still run; stop it: sparkles kill {job.id}"
 
 
 def _exit_code(task: Task, reporter: RunReporter) -> int:
+    """Return the task's exit code, saying how it ended if not by itself."""
     if task.status is TaskStatus.COMPLETE:
-        if task.signal is not None:
-            reporter.message(f"task {task.id} killed by signal {task.signal}")
-            return 128 + task.signal
-        return task.exit_code if task.exit_code is not None else EXIT_NOT_RUN
-    reporter.message(
-        f"task {task.id} {task.status}: {task.failure_reason or 'no reason given'}"
+        if task.signal is None:
+            return task.exit_code if task.exit_code is not None else EXIT_NOT_RUN
+        reporter.outcome(f"task {task.id} killed by signal {task.signal}")
+        return 128 + task.signal
+    reason = task.failure_reason or "no reason given"
+    reporter.outcome(f"task {task.id} {task.status}: {reason}")
+    if task.status is TaskStatus.KILLED:
+        return 128 + signal.SIGINT
+    return EXIT_NOT_RUN
+
+
+def _job_spec(
+    client: Client,
+    request: RunRequest,
+    line: str,
+    downloads: list[Download],
+    job_id: str,
+) -> JobSpec:
+    """Return the one-task job the request describes."""
+    machine = client.config.machine_spec()
+    if request.machine_type:
+        machine = machine.model_copy(update={"machine_type": request.machine_type})
+    rules = UploadRules(
+        include=list(request.results) or ["**"], exclude=list(request.ignore)
     )
-    return EXIT_INTERRUPTED if task.status is TaskStatus.KILLED else EXIT_NOT_RUN
+    task = TaskSpec(
+        command=line, downloads=downloads, uploads=rules, timeout=request.timeout
+    )
+    return JobSpec(
+        name=job_id,
+        tasks=[task],
+        machine=machine,
+        image=request.image or client.config.default_image,
+        nodes=request.nodes,
+    )
+
+
+def _input_error(exc: ValidationError) -> InputError:
+    """Return the first complaint of a pydantic error as one line."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the job"
+    return InputError(
+        f"Invalid {where}: {first['msg']} (got {first.get('input')!r}); "
+        "see sparkles-run --help."
+    )
+
+
+def _attempt(what: str, action: Callable[[], object]) -> bool:
+    """Run a clean-up step; log, rather than raise, if it fails."""
+    try:
+        action()
+    # Broad on purpose: a failing step must not hide why the clean-up began,
+    # nor skip the steps after it.
+    except Exception as exc:
+        logger.error("Could not %s: %s", what, exc, exc_info=True)
+        return False
+    return True
+
+
+def _unexpected(exc: BaseException) -> str:
+    """Describe an error Sparkles did not raise on purpose."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror + (f": {exc.filename!r}" if exc.filename else "")
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _sentence(text: str) -> str:
+    """Return ``text`` ending with a full stop, so more can follow it."""
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
+def run(request: RunRequest) -> int:
+    """Run the request with output on this terminal; return the exit code."""
+    console = Console(stderr=True)
+    handler = ConsoleLogHandler(console, request.debug, request.quiet)
+    logging.basicConfig(level=handler.level, handlers=[handler], force=True)
+    reporter = RunReporter(console, request.quiet)
+    return RunSession(request, reporter, SignalGuard()).run()
+
+
+main = run_command(run)
