@@ -144,6 +144,20 @@ def test_watch_of_an_unknown_job_is_an_error(
     assert isinstance(result.exception, JobNotFound)
 
 
+@pytest.mark.usefixtures("plain_output")
+def test_installed_watch_of_an_unknown_job_is_one_line_and_exit_2(
+    home: Path, client: Client
+) -> None:
+    done = run_sparkles("watch", "nothing-here")
+
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        "sparkles: error: No job matches 'nothing-here'; run 'sparkles status' "
+        "to list the jobs."
+    ]
+
+
 # -- what it shows ---------------------------------------------------------------
 
 
