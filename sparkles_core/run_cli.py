@@ -233,6 +233,7 @@ class RunSession:
             self._job = job = client.submit(spec, job_id)
         task = self._wait(client, job)
         self._task_done = True
+        _record_outcome(client, task)
         with self._guard.held("stopping the workers"):
             client.stop_cluster_if_idle(job.cluster)
         fetched = client.fetch(task, request.dest)
@@ -340,7 +341,10 @@ def _exit_code(task: Task, reporter: RunReporter) -> int:
     if task.status is TaskStatus.COMPLETE:
         if task.signal is None:
             return task.exit_code if task.exit_code is not None else EXIT_NOT_RUN
-        reporter.outcome(f"task {task.id} killed by signal {task.signal}")
+        if task.timed_out and task.spec.timeout is not None:
+            reporter.outcome(f"task {task.id} timed out after {task.spec.timeout:g} s")
+        else:
+            reporter.outcome(f"task {task.id} killed by signal {task.signal}")
         return 128 + task.signal
     reason = task.failure_reason or "no reason given"
     reporter.outcome(f"task {task.id} {task.status}: {reason}")
@@ -383,6 +387,14 @@ def _input_error(exc: ValidationError) -> InputError:
         f"Invalid {where}: {first['msg']} (got {first.get('input')!r}); "
         "see sparkles-run --help."
     )
+
+
+def _record_outcome(client: Client, task: Task) -> None:
+    """Mark the job complete or failed, unless it was killed or deleted."""
+    job = client.store.get_job(task.job_id)
+    if job is not None and job.status is JobStatus.SUBMITTED:
+        status = JobStatus.COMPLETE if task.succeeded else JobStatus.FAILED
+        client.store.set_job_status(job.id, status)
 
 
 def _attempt(what: str, action: Callable[[], object]) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sparkles_core.config import load_config
+from sparkles_core.models import JobStatus
 from sparkles_core.store.sqlite import SQLiteStore
 
 SPARKLES_RUN = str(Path(sys.executable).parent / "sparkles-run")
@@ -169,6 +171,29 @@ def test_command_given_as_a_path_runs(home: Path, args: list[str]) -> None:
         script.chmod(0o755)
     result = run("-q", *(arg.replace("{work}", str(work)) for arg in args))
     assert (result.returncode, result.stdout) == (0, "tool ran with x\n"), result
+
+
+@pytest.mark.parametrize(
+    ("command", "status"),
+    [("true", JobStatus.COMPLETE), ("exit 3", JobStatus.FAILED)],
+    ids=["success", "nonzero-exit"],
+)
+def test_job_record_ends_complete_or_failed(
+    home: Path, command: str, status: JobStatus
+) -> None:
+    run("-q", "--", command)
+    store = SQLiteStore.from_url(load_config().store_url)
+    (job,) = store.list_jobs()
+    store.close()
+    assert job.status is status
+
+
+@pytest.mark.slow
+def test_timeout_says_timed_out(home: Path) -> None:
+    result = run("--timeout", "1", "--", "sleep 30")
+    assert result.returncode == 128 + signal.SIGTERM
+    assert "timed out after 1 s" in result.stderr
+    assert "killed by signal" not in result.stderr
 
 
 @pytest.mark.slow
