@@ -6,6 +6,7 @@ Task outcomes are shown in the words of :class:`~.tables.Outcome`, as
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -186,5 +187,15 @@ def _write(state: CliContext, text: str, path: Path | None, what: str) -> None:
     if path is None:
         write_text(state.console, text.rstrip("\n"))
         return
-    path.write_text(text if text.endswith("\n") else text + "\n")
+    # Written beside the target and renamed over it, so that a failed write
+    # (a full disk) leaves no half-written file under the name asked for.
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(text if text.endswith("\n") else text + "\n")
+        partial.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        # Name the file the user asked for, not the one beside it.
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
     state.say(f"Wrote {what} to {path}.")

@@ -28,6 +28,7 @@ def test_show_out_writes_the_table_as_csv(
         "sample.4,nonzero,signal 9,d,4",
         "sample.5,pending,,e,5",
     ]
+    assert list(tmp_path.glob(".*.partial")) == []
 
 
 def test_show_params_out_is_a_table_sub_takes_back(
