@@ -3,9 +3,8 @@
 Watching is what keeps the nodes of a job's cluster coming: it sizes the
 cluster, hands back orphaned tasks and shows progress. Interrupting it
 leaves the jobs and their nodes as they are; watching again picks up from
-there. ``sparkles sub`` watches the job it submitted in the same way. One
-job is watched by :meth:`Client.wait`; several by the same checks arranged
-in :mod:`.watch_many`.
+there. ``sparkles sub`` watches the job it submitted in the same way. The
+checks that do the watching are arranged in :mod:`.watch_checks`.
 """
 
 from __future__ import annotations
@@ -147,18 +146,16 @@ def _monitor(
     loglive: bool,
 ) -> None:
     """Run the monitor until no task of ``jobs`` is unfinished."""
-    from sparkles_core.cli.watch_many import wait_for_jobs
+    from sparkles_core.cli.watch_checks import wait_for_jobs
 
-    client = state.client
-    if len(jobs) > 1:
-        wait_for_jobs(client, jobs, reporter, lambda exc: _give_up(state, exc), nodes)
-        return
-    [job] = jobs
-    target = job if nodes is None else job.model_copy(update={"nodes": nodes})
-    try:
-        client.wait(target, reporter, stream_logs=loglive)
-    except JobFailed as exc:
-        _give_up(state, exc)
+    wait_for_jobs(
+        state.client,
+        jobs,
+        reporter,
+        lambda exc: _give_up(state, exc),
+        nodes,
+        stream_logs=loglive,
+    )
 
 
 def _verify(state: CliContext, job: Job) -> None:

@@ -22,7 +22,7 @@ from sparkles_core.cli.progress import (
     describe_nodes,
 )
 from sparkles_core.client import Client
-from sparkles_core.errors import JobFailed, JobNotFound
+from sparkles_core.errors import JobNotFound
 from sparkles_core.models import (
     Download,
     Job,
@@ -121,18 +121,18 @@ def test_watch_last_watches_the_newest_job(
 
 
 def test_a_job_the_monitor_gives_up_on_is_killed(
-    home: Path, client: Client, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+    home: Path, client: Client, invoke: Invoke
 ) -> None:
     submit(invoke, "doomed", "true", seq=2)
+    cluster = client.job("doomed").cluster
+    for _ in range(5):  # five nodes died before any task finished
+        client.store.put_node(node(NodeStatus.FAILED, NodeClass.STANDARD, cluster))
 
-    def give_up(self: Client, job: Job, *args: object, **kwargs: object) -> None:
-        raise JobFailed("Job 'doomed': 5 nodes failed.", job.id)
-
-    monkeypatch.setattr(Client, "wait", give_up)
     result = invoke("watch", "doomed")
 
     assert result.exit_code == 1, result.output
-    assert "5 nodes failed. The job was killed." in result.output
+    assert "5 nodes failed before any task finished" in result.output
+    assert "The job was killed." in result.output
     assert client.job("doomed").status.value == "failed"
     assert client.store.count_tasks("doomed")[TaskStatus.KILLED] == 2
 
@@ -298,10 +298,14 @@ def test_ctrl_c_stops_watching_but_not_the_job(
 # -- the pieces --------------------------------------------------------------------
 
 
-def node(status: NodeStatus, node_class: NodeClass = NodeClass.PREEMPTIBLE) -> NodeReq:
+def node(
+    status: NodeStatus,
+    node_class: NodeClass = NodeClass.PREEMPTIBLE,
+    cluster: str = "c",
+) -> NodeReq:
     return NodeReq(
         id=f"n-{time.monotonic_ns()}",
-        cluster="c",
+        cluster=cluster,
         node_class=node_class,
         status=status,
         created=0.0,

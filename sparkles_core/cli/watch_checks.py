@@ -1,11 +1,12 @@
-"""Watch several jobs at once, with one runner, as ``sparkles watch 'sm-*'`` does.
+"""The checks ``sparkles watch`` runs over one job or many, with one runner.
 
-The checks are the ones :meth:`Client.wait` runs for a single job, arranged
-for many: progress and the failure monitor once per job, cluster resizing
-and the orphan reset once per cluster (jobs of one cluster share its nodes).
-Live logs are not followed, since the lines of many jobs would interleave.
-The runner returns once no watched job has an unfinished task. A job the
-failure monitor gives up on is handed to ``on_failed`` and the others go on.
+They are the checks :meth:`Client.wait` runs for one job, arranged for
+many: progress and the failure monitor once per job, cluster resizing and
+the orphan reset once per cluster (jobs of one cluster share its nodes),
+and, when one job is watched, its live log. The log is not followed for
+several jobs, since their lines would interleave. The runner returns once
+no watched job has an unfinished task. A job the failure monitor gives up
+on is handed to ``on_failed`` and the others go on.
 """
 
 from __future__ import annotations
@@ -66,11 +67,12 @@ def wait_for_jobs(
     reporter: checks.Reporter,
     on_failed: OnFailed,
     nodes: int | None = None,
+    stream_logs: bool = True,
 ) -> None:
     """Monitor ``jobs`` until none has a pending or claimed task.
 
-    Each cluster keeps up to ``nodes`` nodes, or the most any of its jobs
-    asks for.
+    Each cluster is sized by what its unfinished jobs ask for, or kept at
+    ``nodes`` when that is given.
     """
     store, timing = client.store, client.timing
     progress = {
@@ -87,6 +89,10 @@ def wait_for_jobs(
     clusters = _by_cluster(jobs)
     for members in clusters.values():
         monitors.extend(_cluster_checks(client, members, nodes))
+    if stream_logs and len(jobs) == 1:
+        monitors.append(
+            checks.LogStream(store, client.storage, jobs[0], reporter, timing.log)
+        )
     logger.info("Watching %d jobs on %d clusters", len(jobs), len(clusters))
     Runner(monitors).run()
 
@@ -104,13 +110,16 @@ def _cluster_checks(
 ) -> list[Check]:
     """Return the resize and orphan checks of the cluster ``members`` share."""
     first, timing = members[0], client.timing
+    # With --nodes, the first job asks for that many and the cluster is
+    # capped there; without, the check adds up what the cluster's jobs ask.
     resize = checks.ResizeCluster(
         client.store,
         client.provisioner,
         client.launch_for(first),
-        nodes or max(job.nodes for job in members),
+        nodes,
         client.config.max_preemptable_attempts_scale,
         timing.resize,
+        requested=nodes,
     )
     orphans = checks.ResetOrphans(client.store, first.cluster, timing.orphans)
     return [resize, orphans]
