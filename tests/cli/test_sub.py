@@ -208,7 +208,7 @@ def test_options_reach_the_job_and_its_tasks(
     home: Path, client: Client, invoke: Invoke
 ) -> None:
     result = invoke(
-        "sub", "--no-wait", "-n", "opts", "-i", "debian:12", "-m", "n2-standard-4",
+        "sub", "--no-wait", "-n", "opts", "-m", "n2-standard-4",
         "--nodes", "3", "--cd", "work/here", "--results", "*.csv",
         "--results", "out/**", "--ignore", "*.tmp", "--gpu", "nvidia-tesla-t4:2",
         "true",
@@ -216,13 +216,29 @@ def test_options_reach_the_job_and_its_tasks(
 
     assert result.exit_code == 0, result.output
     job = client.job("opts")
-    assert (job.image, job.nodes) == ("debian:12", 3)
+    assert (job.image, job.nodes) == (None, 3)
     assert job.machine.machine_type == "n2-standard-4"
     assert job.machine.gpus == (GPU(type="nvidia-tesla-t4", count=2),)
     spec = client.tasks("opts")[0].spec
     assert spec.working_dir == "work/here"
     assert spec.uploads.include == ["*.csv", "out/**"]
     assert spec.uploads.exclude == ["*.tmp"]
+
+
+def test_image_reaches_the_cluster_which_refuses_it_without_an_engine(
+    home: Path,
+    client: Client,
+    invoke: Invoke,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No docker on PATH: the local cluster has no engine to run the image.
+    monkeypatch.setenv("PATH", str(tmp_path / "no-programs"))
+
+    result = invoke("sub", "--no-wait", "-n", "img", "-i", "debian:12", "true")
+
+    assert "asks for image 'debian:12'" in str(result.exception)
+    assert client.store.list_jobs() == []
 
 
 def test_nodes_default_comes_from_config(
