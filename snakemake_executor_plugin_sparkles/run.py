@@ -37,7 +37,7 @@ from sparkles_cas.cas import UploadReport
 from sparkles_core.client import Client
 from sparkles_core.errors import SparklesError
 from sparkles_core.models import JobStatus, Task, TaskStatus
-from sparkles_core.submit import store_job
+from sparkles_core.monitor.events import announce_task_end
 
 __all__ = ["Submitted", "WorkflowRun"]
 
@@ -97,7 +97,7 @@ class WorkflowRun:
         spec = build_job_spec(job, job_id, command, env, downloads, files, self.context)
         stored = guarded(
             f"submit job {job_id}",
-            lambda: store_job(self.client.store, job_id, spec, self._cluster_scope),
+            lambda: self.client.submit(spec, job_id, self._cluster_scope),
         )
         self._monitor.watch(stored)
         submission = Submission(job_id, f"{job_id}.1", files)
@@ -157,11 +157,11 @@ class WorkflowRun:
         return submission
 
     def _record_end(self, task: Task, status: JobStatus) -> None:
-        """Record how the task's job ended, unless it was killed."""
-        if task.status is TaskStatus.KILLED:
-            return
+        """Record how the task's job ended (unless killed); tell plugins."""
         try:
-            self.client.store.set_job_status(task.job_id, status)
+            if task.status is not TaskStatus.KILLED:
+                self.client.store.set_job_status(task.job_id, status)
+            announce_task_end(self.client.store, task)
         except SparklesError as exc:
             # The record informs `sparkles status` only; Snakemake is told
             # the job's outcome all the same.

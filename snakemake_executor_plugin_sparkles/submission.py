@@ -22,7 +22,13 @@ from typing import Any
 
 from snakemake_executor_plugin_sparkles.files import JobFiles, upload_rules
 from snakemake_executor_plugin_sparkles.machines import PreemptionPolicy, place_job
-from sparkles_core.models import Download, JobSpec, MachineSpec, TaskSpec
+from sparkles_core.models import (
+    SNAKEMAKE_RUN_LABEL,
+    Download,
+    JobSpec,
+    MachineSpec,
+    TaskSpec,
+)
 
 __all__ = ["RunContext", "build_job_spec", "job_id_for", "new_run_id"]
 
@@ -74,7 +80,7 @@ def build_job_spec(
         timeout=placement.timeout,
     )
     labels = {
-        "snakemake-run": context.run_id,
+        SNAKEMAKE_RUN_LABEL: context.run_id,
         "snakemake-jobid": str(job.jobid),
         "snakemake-rule": _NOT_IN_NAME.sub("-", job.name.lower()).strip("-"),
         "snakemake-attempt": str(job.attempt),

@@ -18,11 +18,11 @@ from sparkles_cas.cas import CAS, UploadReport
 from sparkles_cas.hashcache import HashCache
 from sparkles_core.cluster.base import ClusterContext, Provisioner, WorkerLaunch
 from sparkles_core.config import Config, load_config
-from sparkles_core.errors import ConfigError, JobNotFound
+from sparkles_core.errors import ConfigError, JobFailed, JobNotFound
 from sparkles_core.fetch import fetch_task, read_result
 from sparkles_core.models import Download, Job, JobSpec, Task, TaskResult, TaskStatus
 from sparkles_core.monitor import checks
-from sparkles_core.monitor.runner import Check, Runner
+from sparkles_core.monitor.jobs import wait_for_jobs
 from sparkles_core.plugins import open_cluster, open_storage, open_store
 from sparkles_core.submit import LocalInput, new_job_id, stage_inputs, store_job
 
@@ -116,28 +116,15 @@ class Client:
         follow: str | None = None,
         stream_logs: bool = True,
     ) -> dict[TaskStatus, int]:
-        """Monitor the job until no task is pending or claimed; return counts."""
-        timing = self.timing
-        monitors: list[Check] = [
-            checks.JobProgress(self.store, job, reporter, timing.progress),
-            checks.ResizeCluster(
-                self.store,
-                self.provisioner,
-                self.launch_for(job),
-                job.nodes,
-                self.config.max_preemptable_attempts_scale,
-                timing.resize,
-            ),
-            checks.ResetOrphans(self.store, job.cluster, timing.orphans),
-            checks.FailureMonitor(self.store, job, timing.resize),
-        ]
-        if stream_logs:
-            monitors.append(
-                checks.LogStream(
-                    self.store, self.storage, job, reporter, timing.log, follow
-                )
-            )
-        Runner(monitors).run()
+        """Monitor the job until no task is pending or claimed; return counts.
+
+        The cluster is sized by what all its unfinished jobs ask for, so jobs
+        that share a cluster each get their nodes. Raise JobFailed if the
+        failure monitor gives up on the job.
+        """
+        wait_for_jobs(
+            self, [job], reporter, _reraise, stream_logs=stream_logs, follow=follow
+        )
         return self.store.count_tasks(job.id)
 
     def tasks(
@@ -176,6 +163,11 @@ class Client:
             self.provisioner.close()
         self._hash_cache.close()
         self.store.close()
+
+
+def _reraise(exc: JobFailed) -> None:
+    """Let a job the failure monitor gave up on end the wait."""
+    raise exc
 
 
 def _check_home(home: Path) -> None:

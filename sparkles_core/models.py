@@ -21,6 +21,7 @@ from sparkles_core.paths import check_relative_path
 
 __all__ = [
     "GPU",
+    "SNAKEMAKE_RUN_LABEL",
     "DataDisk",
     "Download",
     "HistoryEntry",
@@ -40,6 +41,11 @@ __all__ = [
     "UploadRules",
     "canonical_hash",
 ]
+
+
+# The label the Snakemake executor puts on every job of a workflow run; its
+# value is the run id. The run starts and stops those jobs' clusters itself.
+SNAKEMAKE_RUN_LABEL = "snakemake-run"
 
 
 class TaskStatus(StrEnum):

@@ -4,7 +4,7 @@ Watching is what keeps the nodes of a job's cluster coming: it sizes the
 cluster, hands back orphaned tasks and shows progress. Interrupting it
 leaves the jobs and their nodes as they are; watching again picks up from
 there. ``sparkles sub`` watches the job it submitted in the same way. The
-checks that do the watching are arranged in :mod:`.watch_checks`.
+checks that do the watching are arranged in :mod:`sparkles_core.monitor.jobs`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
-    "SNAKEMAKE_RUN_LABEL",
     "watch",
     "watch_job",
     "watch_jobs",
@@ -39,10 +38,6 @@ logger = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
-
-# The label the Snakemake executor puts on every job of a workflow run
-# (snakemake_executor_plugin_sparkles/submission.py).
-SNAKEMAKE_RUN_LABEL = "snakemake-run"
 
 
 @click.command(
@@ -146,7 +141,7 @@ def _monitor(
     loglive: bool,
 ) -> None:
     """Run the monitor until no task of ``jobs`` is unfinished."""
-    from sparkles_core.cli.watch_checks import wait_for_jobs
+    from sparkles_core.monitor.jobs import wait_for_jobs
 
     wait_for_jobs(
         state.client,
@@ -220,7 +215,7 @@ def _keeps_cluster(job: Job) -> bool:
     A killed job's cluster is what ``sparkles kill`` chose to keep or stop;
     a Snakemake run starts and stops its own clusters.
     """
-    from sparkles_core.models import JobStatus
+    from sparkles_core.models import SNAKEMAKE_RUN_LABEL, JobStatus
 
     return job.status is JobStatus.KILLED or SNAKEMAKE_RUN_LABEL in job.labels
 

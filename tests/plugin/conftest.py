@@ -167,6 +167,11 @@ class FaultControl:
         else:
             flag.unlink(missing_ok=True)
 
+    def events(self) -> list[str]:
+        """Return the lifecycle events the plugin heard, one line each."""
+        log = self.folder / "events.log"
+        return log.read_text().splitlines() if log.exists() else []
+
     def task_reads(self) -> list[int]:
         """Return how many ids each task read of the submitting process asked for."""
         log = self.folder / "get_tasks.log"

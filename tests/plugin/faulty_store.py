@@ -9,6 +9,9 @@ two additions for the process that submits (not for workers):
   ``$FAULTY_STORE_DIR/get_tasks.log``;
 - while ``$FAULTY_STORE_DIR/fail-get-tasks`` exists, ``get_tasks`` raises
   StoreError, as a store that cannot be reached would.
+
+It also observes the run: each task and job lifecycle hook appends a line
+to ``$FAULTY_STORE_DIR/events.log``.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ from pathlib import Path
 
 from sparkles_core.errors import StoreError
 from sparkles_core.hooks import hookimpl
-from sparkles_core.models import Task
+from sparkles_core.models import Job, Task
 from sparkles_core.store.base import Store
 from sparkles_core.store.sqlite import SQLiteStore
 
 SCHEME = "faultysqlite"
 FAIL_FLAG = "fail-get-tasks"
 CALL_LOG = "get_tasks.log"
+EVENTS_LOG = "events.log"
 
 
 def _control() -> Path | None:
@@ -60,3 +64,22 @@ def _open(url: str) -> Store:
 def sparkles_store_backends() -> Mapping[str, Callable[[str], Store]]:
     """Offer the faulty SQLite store."""
     return {SCHEME: _open}
+
+
+def _note_event(line: str) -> None:
+    control = _control()
+    if control is not None:
+        with (control / EVENTS_LOG).open("a") as log:
+            log.write(line + "\n")
+
+
+@hookimpl
+def sparkles_task_finished(task: Task) -> None:
+    """Note a task that the submitting process saw finish."""
+    _note_event(f"task {task.id} {task.status} {task.exit_code}")
+
+
+@hookimpl
+def sparkles_job_finished(job: Job, counts: Mapping[str, int]) -> None:
+    """Note a job whose tasks have all finished."""
+    _note_event(f"job {job.id} {job.status} complete={counts.get('complete', 0)}")

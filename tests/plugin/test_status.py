@@ -14,11 +14,13 @@ from tests.plugin.conftest import (
     RUN_TIMEOUT_S,
     FaultControl,
     OpenStore,
+    RunSnakemake,
     StartSnakemake,
     blocked_until,
     open_when_created,
     write_snakefile,
 )
+from tests.plugin.test_examples import copy_example
 
 pytestmark = pytest.mark.slow
 
@@ -98,4 +100,20 @@ def test_sparkles_status_lists_the_running_workflow(
     listed = [line for line in status.stdout.splitlines() if "-hold" in line]
     assert sorted(job.id for job in view.jobs()) == sorted(
         line.split()[0] for line in listed
+    )
+
+
+def test_plugins_hear_each_job_of_the_run_end(
+    run_snakemake: RunSnakemake, faulty_store: FaultControl
+) -> None:
+    copy_example("hello")
+
+    run_snakemake(env=faulty_store.env)
+
+    events = faulty_store.events()
+    tasks = sorted(line for line in events if line.startswith("task "))
+    jobs = sorted(line for line in events if line.startswith("job "))
+    assert len(tasks) == 3 and all(line.endswith(" complete 0") for line in tasks)
+    assert len(jobs) == 3 and all(
+        line.endswith(" complete complete=1") for line in jobs
     )

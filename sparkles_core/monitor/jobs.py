@@ -1,30 +1,38 @@
-"""The checks ``sparkles watch`` runs over one job or many, with one runner.
+"""Monitor one job or many with one runner: what ``watch`` and ``wait`` run.
 
-They are the checks :meth:`Client.wait` runs for one job, arranged for
-many: progress and the failure monitor once per job, cluster resizing and
-the orphan reset once per cluster (jobs of one cluster share its nodes),
-and, when one job is watched, its live log. The log is not followed for
-several jobs, since their lines would interleave. The runner returns once
-no watched job has an unfinished task. A job the failure monitor gives up
-on is handed to ``on_failed`` and the others go on.
+Progress and the failure monitor run once per job; cluster resizing and the
+orphan reset once per cluster (jobs of one cluster share its nodes); and,
+when one job is watched, its live log. The log is not followed for several
+jobs, since their lines would interleave. The runner returns once no
+watched job has an unfinished task. A job the failure monitor gives up on
+is handed to ``on_failed`` and the others go on.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from sparkles_core.client import Client
 from sparkles_core.errors import JobFailed
 from sparkles_core.models import Job
 from sparkles_core.monitor import checks
+from sparkles_core.monitor.events import LifecycleEvents
+from sparkles_core.monitor.resize import ResizeCluster
 from sparkles_core.monitor.runner import STOP, Check, Runner
+
+if TYPE_CHECKING:
+    from sparkles_core.client import Client
 
 __all__ = ["EachJob", "wait_for_jobs"]
 
 logger = logging.getLogger(__name__)
 
 OnFailed = Callable[[JobFailed], None]
+
+# Finding newly finished tasks reads the job's finished tasks; every two
+# seconds is prompt enough for an observer and cheap for a large job.
+EVENTS_INTERVAL_S = 2.0
 
 
 class EachJob:
@@ -68,11 +76,13 @@ def wait_for_jobs(
     on_failed: OnFailed,
     nodes: int | None = None,
     stream_logs: bool = True,
+    follow: str | None = None,
 ) -> None:
     """Monitor ``jobs`` until none has a pending or claimed task.
 
     Each cluster is sized by what its unfinished jobs ask for, or kept at
-    ``nodes`` when that is given.
+    ``nodes`` when that is given. With one job, its live log follows the
+    task ``follow`` (by default, whichever task is running).
     """
     store, timing = client.store, client.timing
     progress = {
@@ -85,13 +95,16 @@ def wait_for_jobs(
     monitors: list[Check] = [
         EachJob("progress", dict(progress), on_failed),
         EachJob("failures", dict(failures), on_failed),
+        LifecycleEvents(store, jobs, max(timing.progress, EVENTS_INTERVAL_S)),
     ]
     clusters = _by_cluster(jobs)
     for members in clusters.values():
         monitors.extend(_cluster_checks(client, members, nodes))
     if stream_logs and len(jobs) == 1:
         monitors.append(
-            checks.LogStream(store, client.storage, jobs[0], reporter, timing.log)
+            checks.LogStream(
+                store, client.storage, jobs[0], reporter, timing.log, follow
+            )
         )
     logger.info("Watching %d jobs on %d clusters", len(jobs), len(clusters))
     Runner(monitors).run()
@@ -112,7 +125,7 @@ def _cluster_checks(
     first, timing = members[0], client.timing
     # With --nodes, the first job asks for that many and the cluster is
     # capped there; without, the check adds up what the cluster's jobs ask.
-    resize = checks.ResizeCluster(
+    resize = ResizeCluster(
         client.store,
         client.provisioner,
         client.launch_for(first),
