@@ -6,35 +6,28 @@ the command's own.
 
 Once the job is stored, nothing may leave it claimable: an error, Ctrl-C,
 SIGTERM or SIGHUP (the terminal closed) kills the job and stops its workers
-before ``sparkles-run`` exits. The stop signals become :class:`Interrupted`
-so that one path handles them all. While the job is being stored, and while
-workers are being stopped, a signal is held rather than acted on, so that it
-cannot fall between the store's commit and knowing the job, nor cut the
-clean-up short.
+before ``sparkles-run`` exits (:mod:`sparkles_core.run_signals` turns the
+signals into one exception). What it shows is in :mod:`sparkles_core.run_output`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import signal
-import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from types import FrameType
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from rich.console import Console
 
 from sparkles_cas.errors import StorageError
+from sparkles_core.cli.tables import plural
 from sparkles_core.errors import InputError, JobFailed, SparklesError, StoreError
 from sparkles_core.models import (
     Download,
     Job,
     JobSpec,
     JobStatus,
-    NodeReq,
     Task,
     TaskSpec,
     TaskStatus,
@@ -48,150 +41,20 @@ from sparkles_core.run_args import (
     expand_caret_tokens,
     run_command,
 )
+from sparkles_core.run_output import ConsoleLogHandler, RunReporter
+from sparkles_core.run_signals import Interrupted, SignalGuard
 from sparkles_core.submit import LocalInput, new_job_id, parse_push, validate_job_name
 
 if TYPE_CHECKING:
     from sparkles_core.client import Client
 
-__all__ = ["Interrupted", "RunSession", "main", "run"]
+__all__ = ["RunSession", "main", "run"]
 
 logger = logging.getLogger(__name__)
 
 # Sparkles could not run the task (staging, spawn or upload failed): the
 # code ``docker run`` uses for its own failures.
 EXIT_NOT_RUN = 125
-
-# The signals that mean "stop": Ctrl-C, a polite kill, the terminal closing.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-class Interrupted(BaseException):
-    """A stop signal reached ``sparkles-run``.
-
-    A BaseException, as KeyboardInterrupt is, so that no ``except Exception``
-    on the way swallows it.
-    """
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-class SignalGuard:
-    """Raise :class:`Interrupted` on a stop signal, or hold it for a while."""
-
-    def __init__(self) -> None:
-        self._holding = False
-        self._held: int | None = None
-        self._note: str | None = None
-
-    def install(self) -> None:
-        """Handle the stop signals, except those this process was told to ignore.
-
-        ``nohup`` and background jobs of a script ignore SIGHUP or SIGINT on
-        purpose; that choice is kept.
-        """
-        for signum in STOP_SIGNALS:
-            if signal.getsignal(signum) is not signal.SIG_IGN:
-                signal.signal(signum, self._handle)
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if not self._holding:
-            raise Interrupted(signum)
-        self._held = self._held or signum
-        if self._note:
-            # Written straight to the file descriptor: a handler may run in
-            # the middle of a console print.
-            with contextlib.suppress(OSError):
-                os.write(2, f"sparkles: {self._note}\n".encode())
-
-    def ignore(self) -> None:
-        """Drop stop signals from now on: the run is over."""
-        self._holding, self._note = True, None
-
-    @contextlib.contextmanager
-    def held(self, note: str | None = None, reraise: bool = True) -> Iterator[None]:
-        """Hold stop signals in the block; raise the first one after it.
-
-        ``note`` is shown when a signal arrives meanwhile. With ``reraise``
-        false, a held signal is dropped: the caller is shutting down anyway.
-        """
-        self._holding, self._note = True, note
-        try:
-            yield
-        finally:
-            self._holding, self._note = False, None
-            signum, self._held = self._held, None
-        if reraise and signum is not None:
-            raise Interrupted(signum)
-
-
-def _say(console: Console, text: str, style: str) -> None:
-    """Print one line on the console; a closed terminal is not an error."""
-    with contextlib.suppress(OSError):
-        console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
-
-
-class ConsoleLogHandler(logging.Handler):
-    """Show log records on the console as ``sparkles: warning: ...`` lines."""
-
-    def __init__(self, console: Console, debug: bool, quiet: bool) -> None:
-        level = logging.ERROR if quiet else logging.WARNING
-        super().__init__(logging.DEBUG if debug else level)
-        self._console, self._debug = console, debug
-
-    def emit(self, record: logging.LogRecord) -> None:
-        """Print the record, with its logger and traceback under --debug."""
-        try:
-            where = f"{record.name}: " if self._debug else ""
-            text = f"sparkles: {record.levelname.lower()}: {where}{record.getMessage()}"
-            if self._debug and record.exc_info:
-                text += "\n" + logging.Formatter().formatException(record.exc_info)
-            style = "yellow" if record.levelno >= logging.WARNING else "dim"
-            _say(self._console, text, style)
-        except Exception:
-            self.handleError(record)
-
-
-class RunReporter:
-    """Stream the task's output to stdout and status lines to stderr."""
-
-    def __init__(self, console: Console, quiet: bool) -> None:
-        self._console, self._quiet = console, quiet
-        self._last = ""
-
-    def progress(
-        self, job: Job, counts: Mapping[TaskStatus, int], nodes: Sequence[NodeReq]
-    ) -> None:
-        """Say when the task starts waiting and when it starts running."""
-        alive = sum(1 for node in nodes if node.status.alive)
-        if counts.get(TaskStatus.CLAIMED):
-            line = "running"
-        elif counts.get(TaskStatus.PENDING):
-            line = f"waiting for a worker ({alive} starting)" if alive else "queued"
-        else:
-            return
-        if line != self._last:
-            self._last = line
-            self.message(f"{job.id}: {line}")
-
-    def log(self, task_id: str, data: bytes) -> None:
-        """Write the task's output as it arrives."""
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-
-    def message(self, text: str) -> None:
-        """Show a status line on stderr, unless quiet."""
-        if not self._quiet:
-            _say(self._console, f"sparkles: {text}", "dim")
-
-    def outcome(self, text: str) -> None:
-        """Show how the run ended (even when quiet)."""
-        _say(self._console, f"sparkles: {text}", "bold")
-
-    def error(self, text: str) -> None:
-        """Show why the run failed."""
-        _say(self._console, f"sparkles-run: error: {text}", "red")
 
 
 class RunSession:
@@ -238,7 +101,8 @@ class RunSession:
             client.stop_cluster_if_idle(job.cluster)
         fetched = client.fetch(task, request.dest)
         if fetched:
-            self._reporter.message(f"fetched {len(fetched)} files into {request.dest}")
+            files = plural(len(fetched), "file")
+            self._reporter.message(f"fetched {files} into {request.dest}")
         return _exit_code(task, self._reporter)
 
     def _prepare(self, client: Client) -> tuple[str, JobSpec]:
@@ -270,8 +134,8 @@ class RunSession:
             ) from exc
         if report.files:
             self._reporter.message(
-                f"uploaded {report.uploaded_files} of {report.files} files "
-                f"({report.uploaded_bytes} of {report.bytes} bytes)"
+                f"uploaded {report.uploaded_files} of {plural(report.files, 'file')} "
+                f"({report.uploaded_bytes} of {plural(report.bytes, 'byte')})"
             )
         return downloads
 

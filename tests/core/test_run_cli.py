@@ -85,8 +85,8 @@ def test_second_run_uploads_nothing(home: Path) -> None:
     (Path.cwd() / "big.bin").write_bytes(b"x" * 100_000)
     first = run("-u", "big.bin", "--", "true")
     second = run("-u", "big.bin", "--", "true")
-    assert "uploaded 1 of 1 files (100000 of 100000 bytes)" in first.stderr
-    assert "uploaded 0 of 1 files (0 of 100000 bytes)" in second.stderr
+    assert "uploaded 1 of 1 file (100000 of 100000 bytes)" in first.stderr
+    assert "uploaded 0 of 1 file (0 of 100000 bytes)" in second.stderr
 
 
 BAD_INPUT = [
