@@ -128,8 +128,8 @@ class ExecutorSettings(ExecutorSettingsBase):
     cluster: Optional[str] = field(
         default=None,
         metadata={
-            "help": "Where nodes run: 'local' or gce://project/zone. "
-            "Default: from the config.",
+            "help": "Where nodes run: 'local', gce://PROJECT/ZONE[,ZONE...] "
+            "or gce://PROJECT/REGION. Default: from the config.",
             "env_var": True,
         },
     )

@@ -171,8 +171,16 @@ class CAS:
         workers = min(self.threads, len(items))
         if workers <= 1:
             return [work(item) for item in items]
-        with ThreadPoolExecutor(workers, thread_name_prefix="cas") as pool:
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="cas")
+        try:
             return list(pool.map(work, items))
+        except BaseException:
+            # On an error or Ctrl-C, drop the transfers not yet begun rather
+            # than finish them all before the caller hears of it.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
 
 
 def _as_path(path: Path | str) -> Path:

@@ -219,7 +219,13 @@ class _ClusterProbe:
         provisioner = open_cluster(ClusterContext.from_config(self.config, self.store))
         try:
             self.store.create_job(_probe_job(self.job_id), [TaskSpec(command="true")])
-            [node] = provisioner.add_nodes(self._launch(), 1, NodeClass.STANDARD)
+            started = provisioner.add_nodes(self._launch(), 1, NodeClass.STANDARD)
+            if not started:
+                raise ProbeFailed(
+                    "no zone had room for a node just now; try again later "
+                    "or list more zones in the zones key"
+                )
+            [node] = started
             self._wait(node, lambda: _any_alive(provisioner.refresh(self.job_id)))
         finally:
             provisioner.stop_cluster(self.job_id)

@@ -103,6 +103,8 @@ def describe_failure(task: Task) -> str:
         why = task.failure_reason or "no reason recorded"
     elif task.status is TaskStatus.KILLED:
         why = "killed before it finished"
+    elif task.timed_out and task.spec.timeout is not None:
+        why = f"timed out after {task.spec.timeout:g} s"
     elif task.signal is not None:
         why = f"killed by signal {task.signal}"
     else:

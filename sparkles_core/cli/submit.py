@@ -313,7 +313,7 @@ def _build_spec(state: CliContext, request: SubRequest, plan: _Plan) -> JobSpec:
         # The task runs on this machine: a misspelt program fails here, now.
         first = plan.commands[0]
         dsts = {item.dst for item in [*plan.pushes, *first.inputs]}
-        check_command_exists(first.line, dsts)
+        check_command_exists(first.line, dsts, plan.working_dir)
     include = list(request.results) or ["**"]
     rules = UploadRules(include=include, exclude=list(request.ignore))
     tasks, report = stage_tasks(

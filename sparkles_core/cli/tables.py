@@ -307,7 +307,9 @@ def plural(count: int, noun: str) -> str:
 
 
 def describe_exit(task: Task) -> str:
-    """Return how the command ended: its exit code or its signal."""
+    """Return how the command ended: its exit code, its signal or its timeout."""
+    if task.timed_out:
+        return "timed out"
     if task.signal is not None:
         return f"signal {task.signal}"
     return "" if task.exit_code is None else str(task.exit_code)

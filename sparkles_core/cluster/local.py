@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import psutil
 
@@ -62,6 +63,7 @@ class LocalCluster(Provisioner):
         self._home = context.home
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._engine_answers: bool | None = None
+        self._env = _worker_env(context.service_account_key)
 
     def check_job(self, spec: JobSpec) -> None:
         """Refuse a job that names an image when no container engine answers."""
@@ -105,14 +107,15 @@ class LocalCluster(Provisioner):
         work_dir = self._home / "nodes" / node_id
         log_path = self._home / "logs" / f"{node_id}.log"
         argv = self.worker_argv(launch, node_id)
-        work_dir.mkdir(parents=True, exist_ok=True)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
         logger.debug("Node %s: starting %s", node_id, argv)
         try:
+            work_dir.mkdir(parents=True, exist_ok=True)
+            log_path.parent.mkdir(parents=True, exist_ok=True)
             with log_path.open("ab") as log:
                 proc = subprocess.Popen(
                     argv,
                     cwd=work_dir,
+                    env=self._env,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -205,6 +208,18 @@ class LocalCluster(Provisioner):
             _kill_session(node)
         except psutil.NoSuchProcess:
             pass
+
+
+def _worker_env(key: Path | None) -> dict[str, str] | None:
+    """Return the environment of local workers: this one, acting with ``key``.
+
+    A worker opens cloud backends (a datastore:// store, say) on its own;
+    with a configured service-account key it must act as that account too,
+    which the Google clients learn from GOOGLE_APPLICATION_CREDENTIALS.
+    """
+    if key is None:
+        return None
+    return {**os.environ, "GOOGLE_APPLICATION_CREDENTIALS": str(key)}
 
 
 def _start_time(pid: int) -> float:

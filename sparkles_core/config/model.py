@@ -61,12 +61,15 @@ class Config(BaseModel):
     nodes: int = Field(default=1, ge=1)
 
     def machine_spec(self) -> MachineSpec:
-        """Return the MachineSpec that nodes started with this config get."""
+        """Return the MachineSpec that nodes started with this config get.
+
+        Local nodes are processes of this machine, which nothing preempts.
+        """
         return MachineSpec(
             machine_type=self.machine_type,
             boot_disk_gb=self.boot_volume_in_gb,
             data_disks=self.mounts,
-            preemptible=self.preemptible,
+            preemptible=self.preemptible and self.cluster_url != "local",
             work_folder=self.work_root_dir,
         )
 
