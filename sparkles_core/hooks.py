@@ -63,7 +63,11 @@ class SubmitSpecs:
 
     @hookspec
     def sparkles_job_submitted(self, job: Job) -> None:
-        """Observe a job whose tasks are now claimable."""
+        """Observe a job whose tasks are now claimable.
+
+        This and the two hooks below only observe: an implementation that
+        raises is logged and skipped, and the others still run.
+        """
 
     @hookspec
     def sparkles_job_finished(self, job: Job, counts: Mapping[str, int]) -> None:
@@ -85,4 +89,8 @@ class WorkerSpecs:
     def sparkles_after_command(
         self, task: Task, folder: Path, result: TaskResult
     ) -> None:
-        """Run after the command, before outputs are uploaded."""
+        """Run after the command and the upload of its outputs.
+
+        ``result`` lists the outputs with their digests; it is written as
+        ``result.json``, and the task marked complete, after this returns.
+        """

@@ -27,6 +27,7 @@ from sparkles_core.models import (
     TaskSpec,
     canonical_hash,
 )
+from sparkles_core.monitor.events import notify
 from sparkles_core.paths import check_relative_path
 from sparkles_core.plugins import plugin_manager
 from sparkles_core.store.base import Store
@@ -165,5 +166,7 @@ def store_job(store: Store, job_id: str, spec: JobSpec, cluster_extra: str = "")
     logger.info(
         "Job %s: submitted %d tasks to cluster %s", job.id, len(tasks), job.cluster
     )
-    plugin_manager().hook.sparkles_job_submitted(job=job)
+    # The job is claimable now: a plugin that raises must not make the
+    # submission look failed, or the caller would leave it behind.
+    notify(plugin_manager().hook.sparkles_job_submitted, job=job)
     return job

@@ -9,8 +9,10 @@ from pydantic import ValidationError
 
 from sparkles_core.client import Client
 from sparkles_core.errors import InputError
-from sparkles_core.models import Download, JobSpec, MachineSpec, TaskSpec
+from sparkles_core.hooks import hookimpl
+from sparkles_core.models import Download, Job, JobSpec, MachineSpec, TaskSpec
 from sparkles_core.paths import UnsafePath, safe_join
+from sparkles_core.plugins import plugin_manager
 from sparkles_core.submit import (
     LocalInput,
     cluster_id_for,
@@ -121,3 +123,23 @@ def test_a_missing_file_stops_submission_before_any_record(
 def test_a_job_without_tasks_is_refused(client: Client) -> None:
     with pytest.raises(InputError, match="no tasks"):
         client.submit(JobSpec(name="empty", tasks=[]), "empty")
+
+
+class RaisingObserver:
+    """A plugin whose submission observer fails."""
+
+    @hookimpl
+    def sparkles_job_submitted(self, job: Job) -> None:
+        raise RuntimeError("observer bug")
+
+
+def test_a_failing_submission_observer_does_not_fail_the_submission(
+    client: Client,
+) -> None:
+    name = plugin_manager().register(RaisingObserver())
+    try:
+        job = client.submit(JobSpec(name="seen", tasks=[TaskSpec(command="true")]))
+    finally:
+        plugin_manager().unregister(name=name)
+
+    assert client.store.get_job(job.id) == job
