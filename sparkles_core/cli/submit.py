@@ -236,6 +236,8 @@ def run_sub(state: CliContext, request: SubRequest) -> int:
     if existing and request.skip_if_complete and _all_succeeded(state, existing):
         state.say(f"Job {existing.id} already exists and every task succeeded.")
         return EXIT_OK
+    # Ask the cluster before anything is uploaded or an old job is replaced.
+    state.client.check_job(_draft_spec(plan))
     spec = _build_spec(state, request, plan)
     job = _place(state, request, spec, existing)
     if job is None:
@@ -295,6 +297,19 @@ def _parse_gpu(text: str) -> GPU:
     return GPU(type=kind, count=int(count) if sep else 1)
 
 
+def _draft_spec(plan: _Plan) -> JobSpec:
+    """Return the job spec without its tasks, to ask the cluster early."""
+    from sparkles_core.models import JobSpec
+
+    return JobSpec(
+        name=plan.name,
+        tasks=[],
+        machine=plan.machine,
+        image=plan.image,
+        nodes=plan.nodes,
+    )
+
+
 def _all_succeeded(state: CliContext, job: Job) -> bool:
     """Return True when every task of ``job`` succeeded."""
     tasks = state.client.tasks(job.id)
@@ -348,8 +363,12 @@ def _place(
         if request.retry:
             _retry(state, existing)
             return existing
-    if existing is not None and not _make_room(state, existing, spec):
-        return None
+    if existing is not None:
+        # A refusal must come before the old job is killed and deleted; the
+        # early check saw no tasks, this one sees the whole spec.
+        state.client.check_job(spec)
+        if not _make_room(state, existing, spec):
+            return None
     job = state.client.submit(spec, spec.name)
     tasks = plural(job.task_count, "task")
     state.say(f"Submitted job {job.id}: {tasks} on cluster {job.cluster}.")

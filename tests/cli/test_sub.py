@@ -9,7 +9,7 @@ import pytest
 
 from sparkles_core.client import Client
 from sparkles_core.errors import InputError
-from sparkles_core.models import GPU, Job, Task, TaskStatus
+from sparkles_core.models import GPU, Job, JobStatus, Task, TaskStatus
 from tests.cli.conftest import Invoke, run_sparkles
 
 ANSI = "\x1b["
@@ -239,6 +239,28 @@ def test_image_reaches_the_cluster_which_refuses_it_without_an_engine(
 
     assert "asks for image 'debian:12'" in str(result.exception)
     assert client.store.list_jobs() == []
+
+
+def test_refused_replacement_keeps_the_old_job_and_uploads_nothing(
+    home: Path,
+    client: Client,
+    invoke: Invoke,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert invoke("sub", "--no-wait", "-n", "keep", "--seq", "2", "true").exit_code == 0
+    Path("new.bin").write_bytes(b"not sent")
+    monkeypatch.setenv("PATH", str(tmp_path / "no-programs"))
+
+    result = invoke(
+        "sub", "--no-wait", "-n", "keep", "-i", "debian:12", "-u", "new.bin", "true"
+    )
+
+    assert "asks for image 'debian:12'" in str(result.exception)
+    assert "uploaded" not in result.output
+    assert only_job(client).status is JobStatus.SUBMITTED
+    statuses = [task.status for task in client.tasks("keep")]
+    assert statuses == [TaskStatus.PENDING, TaskStatus.PENDING]
 
 
 def test_nodes_default_comes_from_config(
