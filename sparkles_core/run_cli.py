@@ -114,7 +114,9 @@ class RunSession:
         line = command_line(argv)
         if not line.strip():
             raise InputError("The command is empty; give it after --.")
-        if client.config.cluster_url == "local" and request.image is None:
+        image = request.image or client.config.default_image
+        if client.config.cluster_url == "local" and image is None:
+            # The task runs on this machine, not in an image: check it here.
             check_command_exists(line, {item.dst for item in inputs})
         job_id = validate_job_name(request.name) if request.name else new_job_id()
         downloads = self._upload(client, inputs)

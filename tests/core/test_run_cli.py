@@ -137,6 +137,20 @@ def test_bad_input_is_one_line_and_leaves_no_job(
     assert stored_jobs() == []
 
 
+def test_default_image_command_is_not_looked_up_on_this_machine(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The program exists only in the image; with no engine on PATH the
+    # local cluster is what refuses the job, naming the image.
+    monkeypatch.setenv("PATH", str(tmp_path / "no-programs"))
+    result = run("-o", "default_image=debian:12", "--", "only-in-the-image", "x")
+
+    assert result.returncode == 2
+    assert "asks for image 'debian:12'" in result.stderr
+    assert "PATH" not in result.stderr
+    assert stored_jobs() == []
+
+
 def test_unusable_state_folder_is_one_line(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
