@@ -19,7 +19,9 @@ RUNNING is ``running``; an instance that stopped (STOPPING, TERMINATED,
 SUSPENDED) is ``complete`` if its worker exited 0, else ``failed``, and is
 deleted; an instance that was preempted, or is gone, is ``failed``. A failed
 or complete node's tasks go back to pending at the next orphan check,
-without waiting for their leases to run out.
+without waiting for their leases to run out. While the API is busy or
+failing (the listing, a zone's preemptions, a node's exit status), the
+records it could not bring up to date stay as they were until a later call.
 
 Where the settings come from:
 
@@ -128,7 +130,7 @@ class GCEProvisioner(Provisioner):
         nodes: list[NodeReq] = []
         short: set[str] = set()
         while len(nodes) < count:
-            zones = self._zones.spread(count - len(nodes), skip=short)
+            zones = self._spread(launch.cluster_id, count - len(nodes), short)
             if not zones:
                 break
             created, refusals = self._insert(launch, node_class, zones)
@@ -144,6 +146,17 @@ class GCEProvisioner(Provisioner):
                 node_class.value,
             )
         return nodes
+
+    def _spread(self, cluster_id: str, count: int, short: set[str]) -> list[str]:
+        """Return a zone per node; none while the region's zones cannot be listed."""
+        try:
+            return self._zones.spread(count, skip=short)
+        except ComputeError as exc:
+            exc.cluster_id = cluster_id
+            if exc.verdict is Verdict.FATAL:
+                raise
+            logger.warning("Cluster %s: %s", cluster_id, exc)
+            return []  # as in a stock-out: no node this round, more later
 
     def _insert(
         self, launch: WorkerLaunch, node_class: NodeClass, zones: list[str]
@@ -212,7 +225,8 @@ class GCEProvisioner(Provisioner):
     def refresh(self, cluster_id: str) -> list[NodeReq]:
         """Return the cluster's nodes, updated from one listing of instances.
 
-        While the API is busy or failing, the records are returned as they
+        While the API is busy or failing, the records (all of them, or those
+        of the nodes whose state could not be read) are returned as they
         were, and updated at a later call.
         """
         nodes = self._store.list_nodes(cluster_id)
@@ -223,22 +237,35 @@ class GCEProvisioner(Provisioner):
                 raise
             logger.warning("Cluster %s: nodes not refreshed: %s", cluster_id, exc)
             return nodes
-        preempted = _Preemptions(self._api)
+        preempted, unread = _Preemptions(self._api), set[str]()
         for index, node in enumerate(nodes):
             if not node.status.alive:
                 continue
-            status, reason = self._judge(node, found.get(node.id), preempted)
-            if status is node.status:
-                continue
-            detail = {**node.detail, **({"reason": reason} if reason else {})}
-            node = node.model_copy(
-                update={"status": status, "updated": time.time(), "detail": detail}
-            )
-            self._store.put_node(node)
-            nodes[index] = node
-            _log_change(node, reason)
-        self._delete_ended(found.values())
+            try:
+                nodes[index] = self._update(node, found.get(node.id), preempted)
+            except ComputeError as exc:
+                if exc.verdict is Verdict.FATAL:
+                    raise
+                logger.warning("Node %s: not refreshed: %s", node.id, exc)
+                unread.add(node.id)
+        # An instance whose end was not read stays, to be read next time.
+        self._delete_ended(i for i in found.values() if i.name not in unread)
         return nodes
+
+    def _update(
+        self, node: NodeReq, instance: InstanceState | None, preempted: _Preemptions
+    ) -> NodeReq:
+        """Store and return the node with the status its instance shows."""
+        status, reason = self._judge(node, instance, preempted)
+        if status is node.status:
+            return node
+        detail = {**node.detail, **({"reason": reason} if reason else {})}
+        node = node.model_copy(
+            update={"status": status, "updated": time.time(), "detail": detail}
+        )
+        self._store.put_node(node)
+        _log_change(node, reason)
+        return node
 
     def _list(self, cluster_id: str) -> list[InstanceState]:
         items = self._api.list_instances({LABEL_CLUSTER: label_value(cluster_id)})
@@ -331,11 +358,20 @@ class _Preemptions:
     def __init__(self, api: ComputeAPI) -> None:
         self._api = api
         self._names: dict[str, set[str]] = {}
+        # A zone whose listing failed is not asked again in the same round:
+        # a busy API is not helped by one more call per node.
+        self._errors: dict[str, ComputeError] = {}
 
     def has(self, zone: str, name: str) -> bool:
         """Return True if the instance ``name`` of ``zone`` was preempted."""
+        if zone in self._errors:
+            raise self._errors[zone]
         if zone not in self._names:
-            self._names[zone] = self._api.preempted(zone)
+            try:
+                self._names[zone] = self._api.preempted(zone)
+            except ComputeError as exc:
+                self._errors[zone] = exc
+                raise
         return name in self._names[zone]
 
 

@@ -189,6 +189,66 @@ def test_busy_api_leaves_the_node_records_as_they_were(
     assert refreshed.status is NodeStatus.RUNNING
 
 
+def test_busy_preemption_listing_keeps_the_nodes_until_the_next_refresh(
+    fake: FakeCompute,
+    provisioner: GCEProvisioner,
+    make_launch: LaunchFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    spot = provisioner.add_nodes(make_launch(), 2, NodeClass.PREEMPTIBLE)
+    for node in spot:
+        fake.preempt(node.id, graceful=False)
+    # The client library retries a 503 on these reads by itself; a rate
+    # limit reaches the provisioner.
+    fake.fail_next_call("preemptions", "rate")
+
+    kept = provisioner.refresh("c-test")
+
+    assert [node.status for node in kept] == [NodeStatus.STAGING] * 2
+    assert f"Node {spot[0].id}: not refreshed" in caplog.text
+    preemption_lists = [c for c in fake.calls if c.path.endswith("/operations")]
+    assert len(preemption_lists) == 1, "one failed listing per zone and round"
+    refreshed = provisioner.refresh("c-test")
+    assert [node.detail["reason"] for node in refreshed] == ["preempted"] * 2
+
+
+def test_busy_exit_status_read_keeps_the_stopped_instance_for_the_next_refresh(
+    fake: FakeCompute,
+    provisioner: GCEProvisioner,
+    make_launch: LaunchFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    (node,) = provisioner.add_nodes(make_launch(), 1, NodeClass.STANDARD)
+    fake.set_status(node.id, "TERMINATED")
+    fake.fail_next_call("guest-attributes", "rate")
+
+    (kept,) = provisioner.refresh("c-test")
+
+    assert kept.status is NodeStatus.STAGING
+    assert f"Node {node.id}: not refreshed" in caplog.text
+    assert fake.names() == [node.id], "its exit status is still to be read"
+    (refreshed,) = provisioner.refresh("c-test")
+    assert refreshed.status is NodeStatus.FAILED
+    assert refreshed.detail["reason"] == "terminated before its worker ended"
+
+
+def test_busy_zone_listing_starts_no_node_this_round_and_some_the_next(
+    fake: FakeCompute,
+    store: SQLiteStore,
+    make_launch: LaunchFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    provisioner = provisioner_for(store, f"gce://{PROJECT}/us-east1")
+    fake.fail_next_call("region", "rate")
+
+    assert provisioner.add_nodes(make_launch(), 2, NodeClass.STANDARD) == []
+
+    assert "Listing the zones of region 'us-east1' failed" in caplog.text
+    assert "started 0 of 2 standard nodes" in caplog.text
+    assert fake.names() == []
+    assert len(provisioner.add_nodes(make_launch(), 2, NodeClass.STANDARD)) == 2
+
+
 def test_cluster_url_names_the_project_and_its_zones() -> None:
     assert parse_cluster_url("gce://my-project/europe-west4-b") == Placement(
         "my-project", "europe-west4", ("europe-west4-b",)

@@ -57,6 +57,8 @@ _PROJECT_ROUTE = re.compile(
     r"/compute/v1/projects/(?P<project>[^/]+)/"
     r"(?:aggregated/(?P<aggregated>instances)|regions/(?P<region>[^/]+))"
 )
+# The calls besides inserts that a test can make fail.
+FAILING_CALLS = ("list", "preemptions", "guest-attributes", "region")
 
 
 @dataclass
@@ -81,7 +83,7 @@ class FakeCompute:
         self._nodes: dict[str, FakeNode] = {}
         self._operations: dict[str, dict[str, Any]] = {}
         self._insert_errors: list[tuple[str, str | None]] = []
-        self._list_errors: list[str] = []
+        self._call_errors: dict[str, list[str]] = {}
         self._lock = threading.RLock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(self.handle))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -119,9 +121,19 @@ class FakeCompute:
 
     def fail_next_list(self, kind: str) -> None:
         """Make the next aggregated listing fail as a refused ``kind`` insert."""
+        self.fail_next_call("list", kind)
+
+    def fail_next_call(self, call: str, kind: str) -> None:
+        """Make the next ``call`` fail as a refused ``kind`` insert.
+
+        ``call`` is one of :data:`FAILING_CALLS`: ``list`` (instances across
+        zones), ``preemptions`` (a zone's operations), ``guest-attributes``
+        or ``region`` (a region's zones).
+        """
+        assert call in FAILING_CALLS, call
         assert INSERT_ERRORS[kind].http_status is not None, kind
         with self._lock:
-            self._list_errors.append(kind)
+            self._call_errors.setdefault(call, []).append(kind)
 
     def inserts(self) -> list[tuple[str, str]]:
         """Return the zone and provisioning model of every insert asked for."""
@@ -188,6 +200,8 @@ class FakeCompute:
         name, verb = route["name"], route["verb"]
         check_zone(project, zone)
         if kind == "operations":
+            if name is None:
+                self._raise_injected("preemptions", project, zone)
             if verb == "wait" and name in self._operations:
                 self._operations[name]["status"] = "DONE"
             return self._operations_call(method, project, zone, name, query)
@@ -198,6 +212,7 @@ class FakeCompute:
         if method == "DELETE" and verb is None:
             return self._delete(project, zone, name)
         if verb == "getGuestAttributes":
+            self._raise_injected("guest-attributes", project, zone)
             return self._guest_attributes(project, zone, name, query)
         if method == "GET" and verb is None:
             return self._get(project, zone, name)
@@ -206,11 +221,10 @@ class FakeCompute:
     def _project_call(self, route: re.Match[str], query: dict[str, str]) -> Any:
         project = route["project"]
         if route["region"]:
+            self._raise_injected("region", project, "-")
             return region_resource(project, route["region"])
+        self._raise_injected("list", project, "-")
         with self._lock:
-            if self._list_errors:
-                failure = INSERT_ERRORS[self._list_errors.pop(0)]
-                failure.raise_now(project, "-", {"name": "-"})
             nodes = [n for n in self._nodes.values() if _of(n.resource, project)]
             for node in nodes:
                 node.sync()
@@ -221,6 +235,13 @@ class FakeCompute:
             "items": scoped_lists(items, "instances"),
             "selfLink": f"{BASE}/projects/{project}/aggregated/instances",
         }
+
+    def _raise_injected(self, call: str, project: str, zone: str) -> None:
+        """Refuse this ``call`` if a test asked for it to fail."""
+        with self._lock:
+            due = self._call_errors.get(call)
+            if due:
+                INSERT_ERRORS[due.pop(0)].raise_now(project, zone, {"name": "-"})
 
     def _next_failure(self, zone: str) -> Any:
         """Return the injected failure due for an insert in ``zone``, if any."""
