@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,6 +93,17 @@ def the_task_status() -> TaskStatus:
         if task.status is TaskStatus.KILLED:
             assert job.status is JobStatus.KILLED
         return task.status
+    finally:
+        store.close()
+
+
+def the_task_is(status: TaskStatus) -> bool:
+    """Return True if the run's one task, once stored, has this status."""
+    store = SQLiteStore.from_url(load_config().store_url)
+    try:
+        jobs = store.list_jobs()
+        tasks = [task for job in jobs for task in store.list_tasks(job.id)]
+        return [task.status for task in tasks] == [status]
     finally:
         store.close()
 
@@ -225,7 +235,9 @@ def test_second_ctrl_c_waits_until_the_workers_are_gone(
     workers = workers_of(home)
 
     proc.send_signal(signal.SIGINT)
-    time.sleep(1)
+    # The job is killed first, then the workers are stopped: from then on a
+    # second Ctrl-C lands in the clean-up, as its note on stderr shows.
+    wait_for(lambda: the_task_is(TaskStatus.KILLED))
     assert proc.poll() is None, "the clean-up ended before the second Ctrl-C"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

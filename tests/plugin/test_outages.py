@@ -96,6 +96,8 @@ def test_status_reads_that_fail_for_a_while_do_not_stop_the_workflow(
 ) -> None:
     faulty_store.fail_task_reads()
     flag = faulty_store.folder / "fail-get-tasks"
+    reads = faulty_store.folder / "get_tasks.log"
+    # The task lets the reads work again once three of them have failed.
     write_snakefile(
         Path.cwd(),
         f"""
@@ -104,7 +106,9 @@ def test_status_reads_that_fail_for_a_while_do_not_stop_the_workflow(
 
         rule work:
             output: "done.txt"
-            shell: "sleep 2 && rm '{flag}' && echo done > {{output}}"
+            shell:
+                "until [ $(cat '{reads}' 2>/dev/null | wc -l) -ge 3 ]; "
+                "do sleep 0.1; done; rm '{flag}' && echo done > {{output}}"
         """,
     )
 

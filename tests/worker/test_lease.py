@@ -23,9 +23,13 @@ from sparkles_core.submit import store_job
 from sparkles_worker.loop import Worker, WorkerOptions
 from tests.conftest import wait_for
 
-LEASE_S = 1.0
-# Three leases long: without renewal the rival would take the task over.
-TRANSFER_S = 3 * LEASE_S
+# The heartbeat renews every third of a lease, so a renewal may come as
+# late as two thirds of a lease (2 s) without the lease running out: room
+# for a loaded machine's scheduling delays.
+LEASE_S = 3.0
+# Two leases long: without renewal the rival would take the task over, and
+# with it the lease has to be renewed several times.
+TRANSFER_S = 2 * LEASE_S
 
 
 class SlowStorage(FileStorage):
@@ -104,6 +108,7 @@ def assert_one_attempt_by_w1(store: SQLiteStore, taken: list[Task]) -> Task:
     return task
 
 
+@pytest.mark.slow
 def test_lease_is_kept_while_inputs_download_slowly(
     store: SQLiteStore, storage: SlowStorage, tmp_path: Path
 ) -> None:
@@ -121,6 +126,7 @@ def test_lease_is_kept_while_inputs_download_slowly(
     assert_one_attempt_by_w1(store, taken)
 
 
+@pytest.mark.slow
 def test_lease_is_kept_while_outputs_upload_slowly(
     store: SQLiteStore, storage: SlowStorage, tmp_path: Path
 ) -> None:
@@ -134,6 +140,7 @@ def test_lease_is_kept_while_outputs_upload_slowly(
     assert task.result_key is not None and storage.exists(task.result_key)
 
 
+@pytest.mark.slow
 def test_task_killed_while_staging_never_runs(
     store: SQLiteStore, storage: SlowStorage, tmp_path: Path
 ) -> None:
