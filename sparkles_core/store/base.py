@@ -114,8 +114,36 @@ class Store(abc.ABC):
         """Return the tasks of ``cluster`` that are currently claimed."""
 
     @abc.abstractmethod
+    def count_tasks_by_job(
+        self, job_ids: Iterable[str]
+    ) -> dict[str, dict[TaskStatus, int]]:
+        """Return :meth:`count_tasks` for each of ``job_ids``, in one call.
+
+        Every id given is a key of the result; a job that does not exist
+        counts zero everywhere.
+        """
+
+    @abc.abstractmethod
+    def finished_since(self, job_ids: Iterable[str], since: float) -> list[Task]:
+        """Return the tasks of these jobs that finished at ``since`` or later.
+
+        A task counts from the time its status became complete, failed or
+        killed, as its last history entry records it; a task since reset or
+        claimed again is not finished. Oldest first.
+        """
+
+    @abc.abstractmethod
     def unfinished_count(self, cluster: str) -> int:
         """Return how many tasks of ``cluster`` are pending or claimed."""
+
+    @abc.abstractmethod
+    def jobs_with_work(self, cluster: str) -> list[Job]:
+        """Return the cluster's jobs that still have work, oldest first.
+
+        A job has work if it is not killed and some task of it is pending
+        or claimed, whatever the job's status says (a reset job may have
+        been marked complete before).
+        """
 
     # -- task transitions -----------------------------------------------------
 
@@ -161,15 +189,33 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def expire_leases(self, cluster: str, now: float | None = None) -> list[str]:
+    def expire_leases(
+        self,
+        cluster: str,
+        now: float | None = None,
+        *,
+        task_ids: Iterable[str] | None = None,
+    ) -> list[str]:
         """Return to pending the claimed tasks whose lease has expired.
 
-        Tasks out of attempts become failed. Return the ids that changed.
+        Tasks out of attempts become failed. With ``task_ids``, only those
+        tasks are considered. Return the ids that changed.
         """
 
     @abc.abstractmethod
-    def reset_owned_by(self, owners: Iterable[str], reason: str) -> list[str]:
-        """Return to pending the claimed tasks held by these (gone) nodes."""
+    def reset_owned_by(
+        self,
+        owners: Iterable[str],
+        reason: str,
+        *,
+        task_ids: Iterable[str] | None = None,
+    ) -> list[str]:
+        """Return to pending the claimed tasks held by these (gone) nodes.
+
+        As with an expired lease, the attempt counts: a task out of attempts
+        becomes failed. With ``task_ids``, only those tasks are considered.
+        Return the ids that changed.
+        """
 
     @abc.abstractmethod
     def reset(

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Self
 
 from sparkles_core.errors import JobNotFound
 from sparkles_core.models import Job, JobStatus, NodeReq, Task, TaskSpec, TaskStatus
+from sparkles_core.store import datastore_queries as queries
 from sparkles_core.store import transitions
 from sparkles_core.store.base import Completion, Store
 from sparkles_core.store.datastore_claim import claim_task, in_cluster
@@ -144,12 +145,17 @@ class DatastoreStore(Store):
 
     def count_tasks(self, job_id: str) -> dict[TaskStatus, int]:
         """Return how many of the job's tasks are in each status, zeros included."""
-        return {
-            status: self._db.count(
-                TASK, [("job_id", "=", job_id), ("status", "=", str(status))]
-            )
-            for status in TaskStatus
-        }
+        return queries.count_tasks(self._db, job_id)
+
+    def count_tasks_by_job(
+        self, job_ids: Iterable[str]
+    ) -> dict[str, dict[TaskStatus, int]]:
+        """Return each job's task counts by status: one count per job and status."""
+        return queries.count_by_job(self._db, job_ids)
+
+    def finished_since(self, job_ids: Iterable[str], since: float) -> list[Task]:
+        """Return the tasks of these jobs that finished at ``since`` or later."""
+        return queries.finished_since(self._db, job_ids, since)
 
     def claimed_tasks(self, cluster: str) -> list[Task]:
         """Return the tasks of ``cluster`` that are currently claimed."""
@@ -161,6 +167,10 @@ class DatastoreStore(Store):
         return sum(
             self._db.count(TASK, in_cluster(cluster, status)) for status in _UNFINISHED
         )
+
+    def jobs_with_work(self, cluster: str) -> list[Job]:
+        """Return the cluster's jobs that still have work, oldest first."""
+        return queries.jobs_with_work(self._db, cluster)
 
     # -- task transitions -----------------------------------------------------
 
@@ -217,29 +227,41 @@ class DatastoreStore(Store):
 
         return self._change_owned(task_id, owner, "release", change)
 
-    def expire_leases(self, cluster: str, now: float | None = None) -> list[str]:
+    def expire_leases(
+        self,
+        cluster: str,
+        now: float | None = None,
+        *,
+        task_ids: Iterable[str] | None = None,
+    ) -> list[str]:
         """Return to pending the claimed tasks whose lease has expired."""
         when = transitions.resolve_time(now)
-        filters = [*in_cluster(cluster, TaskStatus.CLAIMED)]
-        filters.append(("lease_expires", "<", when))
-        found = self._db.query(TASK, filters, ["lease_expires"], keys_only=True)
+        if task_ids is None:
+            filters = [*in_cluster(cluster, TaskStatus.CLAIMED)]
+            filters.append(("lease_expires", "<", when))
+            found = self._db.query(TASK, filters, ["lease_expires"], keys_only=True)
+            task_ids = [entity.key.name for entity in found]
 
         def change(task: Task) -> bool:
-            if not transitions.lease_expired(task, when):
+            if task.cluster != cluster or not transitions.lease_expired(task, when):
                 return False
             transitions.expire_lease(task, when)
             return True
 
-        ids = [entity.key.name for entity in found]
+        ids = list(task_ids)
         changed = self._change_many(ids, change, f"expire leases in {cluster!r}")
         return transitions.logged(changed, "lease expired")
 
-    def reset_owned_by(self, owners: Iterable[str], reason: str) -> list[str]:
+    def reset_owned_by(
+        self,
+        owners: Iterable[str],
+        reason: str,
+        *,
+        task_ids: Iterable[str] | None = None,
+    ) -> list[str]:
         """Return to pending the claimed tasks held by these (gone) nodes."""
-        now, gone, ids = time.time(), set(owners), []
-        for owner in sorted(gone):
-            filters = [("owner", "=", owner), ("status", "=", "claimed")]
-            ids += [e.key.name for e in self._db.query(TASK, filters, keys_only=True)]
+        now, gone = time.time(), set(owners)
+        ids = list(task_ids) if task_ids is not None else self._owned_by(gone)
 
         def change(task: Task) -> bool:
             if task.status is not TaskStatus.CLAIMED or task.owner not in gone:
@@ -321,6 +343,14 @@ class DatastoreStore(Store):
         if status is not None:
             filters.append(("status", "=", str(status)))
         return self._db.query(TASK, filters, ["idx"], keys_only=keys_only)
+
+    def _owned_by(self, owners: Iterable[str]) -> list[str]:
+        """Return the ids of the claimed tasks held by ``owners``."""
+        ids: list[str] = []
+        for owner in sorted(owners):
+            filters = [("owner", "=", owner), ("status", "=", "claimed")]
+            ids += [e.key.name for e in self._db.query(TASK, filters, keys_only=True)]
+        return ids
 
     def _change_owned(
         self, task_id: str, owner: str, action: str, change: Callable[[Task], None]

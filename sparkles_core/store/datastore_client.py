@@ -214,6 +214,18 @@ class Datastore:
         more = len(page) == limit and found.next_page_token is not None
         return page, found.next_page_token if more else None
 
+    def distinct(self, kind: str, filters: Sequence[Filter], name: str) -> list[object]:
+        """Return the distinct values of ``name`` among entities passing ``filters``.
+
+        A projection query: it reads one index entry per value, not the
+        entities, and needs a composite index of the filters then ``name``.
+        """
+        query = self._query(kind, filters)
+        query.projection = [name]
+        query.distinct_on = [name]
+        with self.guard(f"query {kind} records"):
+            return [entity[name] for entity in query.fetch()]
+
     def count(self, kind: str, filters: Sequence[Filter]) -> int:
         """Return how many entities of ``kind`` pass ``filters``, server-side."""
         query = self._query(kind, filters)

@@ -3,7 +3,8 @@
 Each record is one entity whose key name is the record's id::
 
     SparklesJob   status | cluster | submit_time | ready* | submission* | record*
-    SparklesTask  job_id | idx | cluster | status | owner | lease_expires | record*
+    SparklesTask  job_id | idx | cluster | status | owner | lease_expires | ended
+                  | record*
     SparklesNode  cluster | record*
 
     (* not indexed)
@@ -11,6 +12,9 @@ Each record is one entity whose key name is the record's id::
 ``record`` is the whole pydantic model as JSON and is what is read back; the
 other properties copy the fields that queries filter or sort on, and are
 rewritten from the model on every write, so they never disagree with it.
+A task's ``ended`` is when it finished (null while it is unfinished), see
+:func:`~sparkles_core.store.transitions.ended_at`; tasks written before it
+existed lack it, and so never appear as newly finished.
 
 ``ready`` and ``submission`` belong to the submission protocol of
 :mod:`sparkles_core.store.datastore_submit`: a job entity whose ``ready`` is
@@ -23,6 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sparkles_core.models import Job, JobStatus, NodeReq, Task
+from sparkles_core.store import transitions
 from sparkles_core.store.datastore_client import Datastore
 
 if TYPE_CHECKING:
@@ -61,6 +66,7 @@ def task_entity(db: Datastore, task: Task) -> Entity:
         "status": str(task.status),
         "owner": task.owner,
         "lease_expires": task.lease_expires,
+        "ended": transitions.ended_at(task),
         "record": task.model_dump_json(),
     }
     return db.entity(db.key(TASK, task.id), values, _UNINDEXED)

@@ -5,24 +5,23 @@ Layout of the file (opened, checked and shared between threads by
 
     jobs   id PK | status | cluster | submit_time | record
     tasks  id PK | job_id | idx | cluster | status | owner | lease_expires
-           | attempt | record
+           | attempt | record | ended
     nodes  id PK | cluster | record
 
 ``record`` is the whole pydantic model as JSON and is what is read back; the
 other columns copy the fields that queries filter on and are rewritten from
-the model on every change, so they never disagree with it. Every change is
+the model on every change, so they never disagree with it (``ended`` is
+when a finished task finished, see
+:func:`~sparkles_core.store.transitions.ended_at`). Every change is
 one ``BEGIN IMMEDIATE`` transaction that re-reads the rows it changes: that is
 what makes a claim exclusive across processes.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
-import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Self
@@ -40,43 +39,40 @@ from sparkles_core.models import (
 from sparkles_core.store import transitions
 from sparkles_core.store.base import Completion, Store
 from sparkles_core.store.sqlite_file import SCHEMA_VERSION, SQLiteFile
+from sparkles_core.store.sqlite_rows import (
+    chunks,
+    claimed_by,
+    gc_paused,
+    get_job,
+    load_task,
+    load_tasks,
+    marks,
+    next_claimable,
+    save_job,
+    save_task,
+    select_among,
+    take_claimable,
+)
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 logger = logging.getLogger(__name__)
 
-# Old SQLite builds cap a statement at 999 bound parameters.
-_CHUNK = 500
-
-_NOT_KILLED = (
-    "NOT EXISTS (SELECT 1 FROM jobs"
-    " WHERE jobs.id = tasks.job_id AND jobs.status = 'killed')"
-)
-_NEXT_PENDING = (
-    "SELECT record FROM tasks WHERE cluster = ? AND status = 'pending'"
-    f" AND {_NOT_KILLED} ORDER BY idx LIMIT 1"
-)
-_NEXT_EXPIRED = (
-    "SELECT record FROM tasks WHERE cluster = ? AND status = 'claimed'"
-    f" AND lease_expires < ? AND {_NOT_KILLED} ORDER BY idx LIMIT 1"
-)
 _OWNED = "SELECT record FROM tasks WHERE id = ? AND status = 'claimed' AND owner = ?"
-_SAVE_TASK = (
-    "UPDATE tasks SET status = ?, owner = ?, lease_expires = ?, attempt = ?,"
-    " record = ? WHERE id = ?"
-)
 _INSERT_TASK = (
     "INSERT INTO tasks (id, job_id, idx, cluster, status, owner, lease_expires,"
     " attempt, record) VALUES (?, ?, ?, ?, ?, NULL, NULL, ?, ?)"
 )
 _KILL_TASKS = (
-    "UPDATE tasks SET status = 'killed', lease_expires = NULL, record = json_insert("
+    "UPDATE tasks SET status = 'killed', lease_expires = NULL, ended = ?,"
+    " record = json_insert("
     "json_set(record, '$.status', 'killed', '$.lease_expires', NULL),"
     " '$.history[#]', json(?)) WHERE job_id = ? AND status IN ('pending', 'claimed')"
 )
-_SAVE_JOB = (
-    "INSERT OR REPLACE INTO jobs (id, status, cluster, submit_time, record)"
-    " VALUES (?, ?, ?, ?, ?)"
+_JOBS_WITH_WORK = (
+    "SELECT record FROM jobs WHERE cluster = ? AND status != 'killed'"
+    " AND EXISTS (SELECT 1 FROM tasks WHERE tasks.job_id = jobs.id"
+    " AND tasks.status IN ('pending', 'claimed')) ORDER BY submit_time, id"
 )
 
 
@@ -106,7 +102,7 @@ class SQLiteStore(Store):
     def create_job(self, job: Job, specs: Sequence[TaskSpec]) -> list[Task]:
         """Store ``job`` and one pending task per spec, all or nothing."""
         transitions.check_task_count(job, specs)
-        with _gc_paused():
+        with gc_paused():
             tasks = transitions.new_tasks(job, specs)
             rows = [
                 (t.id, job.id, t.index, job.cluster, "pending", 0, t.model_dump_json())
@@ -118,7 +114,7 @@ class SQLiteStore(Store):
                     f"Job {job.id!r} already exists in {str(self.path)!r}; pick "
                     "another job name or delete the old job first."
                 )
-            _save_job(conn, job)
+            save_job(conn, job)
             conn.executemany(_INSERT_TASK, rows)
         logger.info("Job %s: created with %d tasks", job.id, len(tasks))
         return tasks
@@ -126,7 +122,7 @@ class SQLiteStore(Store):
     def get_job(self, job_id: str) -> Job | None:
         """Return the job, or None."""
         with self._file.read(f"read job {job_id!r}") as conn:
-            return _get_job(conn, job_id)
+            return get_job(conn, job_id)
 
     def list_jobs(self, pattern: str = "*") -> list[Job]:
         """Return jobs whose id matches the shell wildcard, oldest first."""
@@ -138,11 +134,11 @@ class SQLiteStore(Store):
     def set_job_status(self, job_id: str, status: JobStatus) -> None:
         """Set the job's status; raise JobNotFound if there is no such job."""
         with self._file.write(f"set the status of job {job_id!r}") as conn:
-            job = _get_job(conn, job_id)
+            job = get_job(conn, job_id)
             if job is None:
                 raise JobNotFound(job_id)
             job.status = status
-            _save_job(conn, job)
+            save_job(conn, job)
         logger.info("Job %s: status set to %s", job_id, status)
 
     def delete_job(self, job_id: str) -> None:
@@ -159,17 +155,17 @@ class SQLiteStore(Store):
         sql = "SELECT record FROM tasks WHERE id = ?"
         with self._file.read(f"read task {task_id!r}") as conn:
             row = conn.execute(sql, (task_id,)).fetchone()
-        return None if row is None else _load(row)
+        return None if row is None else load_task(row)
 
     def get_tasks(self, task_ids: Iterable[str]) -> list[Task]:
         """Return the tasks that exist among ``task_ids``, in the order given."""
         wanted = list(dict.fromkeys(task_ids))
         rows = []
         with self._file.read("read tasks", begin="BEGIN") as conn:
-            for chunk in _chunks(wanted):
-                sql = f"SELECT record FROM tasks WHERE id IN ({_marks(chunk)})"
+            for chunk in chunks(wanted):
+                sql = f"SELECT record FROM tasks WHERE id IN ({marks(chunk)})"
                 rows += conn.execute(sql, chunk).fetchall()
-        found = {task.id: task for task in _load_all(rows)}
+        found = {task.id: task for task in load_tasks(rows)}
         return [found[i] for i in wanted if i in found]
 
     def list_tasks(
@@ -179,11 +175,11 @@ class SQLiteStore(Store):
         sql, args = "SELECT record FROM tasks WHERE job_id = ?", [job_id]
         if statuses is not None:
             wanted = [str(s) for s in statuses]
-            sql += f" AND status IN ({_marks(wanted)})"
+            sql += f" AND status IN ({marks(wanted)})"
             args += wanted
         with self._file.read(f"list the tasks of job {job_id!r}") as conn:
             rows = conn.execute(sql + " ORDER BY idx", args).fetchall()
-        return _load_all(rows)
+        return load_tasks(rows)
 
     def count_tasks(self, job_id: str) -> dict[TaskStatus, int]:
         """Return how many of the job's tasks are in each status, zeros included."""
@@ -194,12 +190,41 @@ class SQLiteStore(Store):
         counts.update({TaskStatus(status): n for status, n in rows})
         return counts
 
+    def count_tasks_by_job(
+        self, job_ids: Iterable[str]
+    ) -> dict[str, dict[TaskStatus, int]]:
+        """Return each job's task counts by status, zeros included."""
+        wanted = list(dict.fromkeys(job_ids))
+        counts = {job_id: dict.fromkeys(TaskStatus, 0) for job_id in wanted}
+        with self._file.read("count tasks", begin="BEGIN") as conn:
+            for chunk in chunks(wanted):
+                sql = (
+                    "SELECT job_id, status, count(*) FROM tasks"
+                    f" WHERE job_id IN ({marks(chunk)}) GROUP BY job_id, status"
+                )
+                for job_id, status, n in conn.execute(sql, chunk):
+                    counts[job_id][TaskStatus(status)] = n
+        return counts
+
+    def finished_since(self, job_ids: Iterable[str], since: float) -> list[Task]:
+        """Return the tasks of these jobs that finished at ``since`` or later."""
+        wanted, rows = list(dict.fromkeys(job_ids)), []
+        with self._file.read("list newly finished tasks", begin="BEGIN") as conn:
+            for chunk in chunks(wanted):
+                sql = (
+                    "SELECT ended, id, record FROM tasks"
+                    f" WHERE job_id IN ({marks(chunk)}) AND ended >= ?"
+                )
+                rows += conn.execute(sql, [*chunk, since]).fetchall()
+        rows.sort()
+        return load_tasks((record,) for _, _, record in rows)
+
     def claimed_tasks(self, cluster: str) -> list[Task]:
         """Return the tasks of ``cluster`` that are currently claimed."""
         sql = "SELECT record FROM tasks WHERE cluster = ? AND status = 'claimed'"
         with self._file.read(f"list claimed tasks of cluster {cluster!r}") as conn:
             rows = conn.execute(sql + " ORDER BY idx", (cluster,)).fetchall()
-        return _load_all(rows)
+        return load_tasks(rows)
 
     def unfinished_count(self, cluster: str) -> int:
         """Return how many tasks of ``cluster`` are pending or claimed."""
@@ -211,6 +236,12 @@ class SQLiteStore(Store):
             (count,) = conn.execute(sql, (cluster,)).fetchone()
         return int(count)
 
+    def jobs_with_work(self, cluster: str) -> list[Job]:
+        """Return the cluster's jobs that still have work, oldest first."""
+        with self._file.read(f"list the jobs of cluster {cluster!r}") as conn:
+            rows = conn.execute(_JOBS_WITH_WORK, (cluster,)).fetchall()
+        return [Job.model_validate_json(row[0]) for row in rows]
+
     # -- task transitions -----------------------------------------------------
 
     def claim(
@@ -220,14 +251,14 @@ class SQLiteStore(Store):
         now = transitions.resolve_time(now)
         # Look before locking: idle workers poll, and a read takes no write lock.
         with self._file.read(f"look for work in cluster {cluster!r}") as conn:
-            if _next_claimable(conn, cluster, now) is None:
+            if next_claimable(conn, cluster, now) is None:
                 return None
         with self._file.write(f"claim a task of cluster {cluster!r}") as conn:
-            task = _take(conn, cluster, now)
+            task = take_claimable(conn, cluster, now)
             if task is None:
                 return None
             transitions.start_attempt(task, owner, now + lease_s, now)
-            _save(conn, task)
+            save_task(conn, task)
         logger.debug("Task %s: claimed by %s", task.id, owner)
         return task
 
@@ -277,31 +308,40 @@ class SQLiteStore(Store):
 
         return self._change_owned(task_id, owner, "release", change)
 
-    def expire_leases(self, cluster: str, now: float | None = None) -> list[str]:
+    def expire_leases(
+        self,
+        cluster: str,
+        now: float | None = None,
+        *,
+        task_ids: Iterable[str] | None = None,
+    ) -> list[str]:
         """Return to pending the claimed tasks whose lease has expired."""
         when = transitions.resolve_time(now)
         sql = (
             "SELECT record FROM tasks WHERE cluster = ? AND status = 'claimed'"
-            " AND lease_expires < ? ORDER BY idx"
+            " AND lease_expires < ?"
         )
         with self._file.write(f"expire leases in cluster {cluster!r}") as conn:
-            tasks = [_load(r) for r in conn.execute(sql, (cluster, when))]
+            tasks = select_among(conn, sql, [cluster, when], task_ids)
             for task in tasks:
                 transitions.expire_lease(task, when)
-                _save(conn, task)
+                save_task(conn, task)
         return transitions.logged(tasks, "lease expired")
 
-    def reset_owned_by(self, owners: Iterable[str], reason: str) -> list[str]:
+    def reset_owned_by(
+        self,
+        owners: Iterable[str],
+        reason: str,
+        *,
+        task_ids: Iterable[str] | None = None,
+    ) -> list[str]:
         """Return to pending the claimed tasks held by these (gone) nodes."""
-        now, gone, tasks = time.time(), list(dict.fromkeys(owners)), []
+        now, gone = time.time(), list(dict.fromkeys(owners))
         with self._file.write("reset the tasks of gone nodes") as conn:
-            for chunk in _chunks(gone):
-                sql = "SELECT record FROM tasks WHERE status = 'claimed'"
-                sql += f" AND owner IN ({_marks(chunk)}) ORDER BY idx"
-                tasks += [_load(r) for r in conn.execute(sql, chunk)]
+            tasks = claimed_by(conn, gone, task_ids)
             for task in tasks:
                 transitions.reclaim(task, now, reason)
-                _save(conn, task)
+                save_task(conn, task)
         return transitions.logged(tasks, reason)
 
     def reset(
@@ -315,13 +355,13 @@ class SQLiteStore(Store):
         only = None if statuses is None else {TaskStatus(s) for s in statuses}
         count = 0
         with self._file.write("reset tasks") as conn:
-            for chunk in _chunks(wanted):
-                sql = f"SELECT record FROM tasks WHERE id IN ({_marks(chunk)})"
-                tasks = [_load(r) for r in conn.execute(sql, chunk)]
+            for chunk in chunks(wanted):
+                sql = f"SELECT record FROM tasks WHERE id IN ({marks(chunk)})"
+                tasks = [load_task(r) for r in conn.execute(sql, chunk)]
                 for task in tasks:
                     if only is None or task.status in only:
                         transitions.restart(task, now, reason)
-                        _save(conn, task)
+                        save_task(conn, task)
                         count += 1
         logger.info("Store: %d tasks reset (%s)", count, reason)
         return count
@@ -332,15 +372,17 @@ class SQLiteStore(Store):
             time=time.time(), status=TaskStatus.KILLED, reason=transitions.KILL_REASON
         )
         with self._file.write(f"kill job {job_id!r}") as conn:
-            job = _get_job(conn, job_id)
+            job = get_job(conn, job_id)
             if job is None:
                 raise JobNotFound(job_id)
             job.status = JobStatus.KILLED
-            _save_job(conn, job)
+            save_job(conn, job)
             # One statement makes the edit of transitions.kill to every record
             # in place: a job of 100,000 tasks is killed without parsing any of
             # them in Python.
-            killed = conn.execute(_KILL_TASKS, (entry.model_dump_json(), job_id))
+            killed = conn.execute(
+                _KILL_TASKS, (entry.time, entry.model_dump_json(), job_id)
+            )
         logger.info("Job %s: killed, %d tasks stopped", job_id, killed.rowcount)
         return killed.rowcount
 
@@ -365,8 +407,8 @@ class SQLiteStore(Store):
     def delete_nodes(self, node_ids: Iterable[str]) -> None:
         """Delete node records."""
         with self._file.write("delete nodes") as conn:
-            for chunk in _chunks(list(node_ids)):
-                conn.execute(f"DELETE FROM nodes WHERE id IN ({_marks(chunk)})", chunk)
+            for chunk in chunks(list(node_ids)):
+                conn.execute(f"DELETE FROM nodes WHERE id IN ({marks(chunk)})", chunk)
 
     def close(self) -> None:
         """Close this process's connections; the store is unusable afterwards."""
@@ -385,80 +427,7 @@ class SQLiteStore(Store):
                     "Task %s: %s refused, %s does not hold it", task_id, action, owner
                 )
                 return False
-            task = _load(row)
+            task = load_task(row)
             change(task)
-            _save(conn, task)
+            save_task(conn, task)
         return True
-
-
-def _next_claimable(conn: sqlite3.Connection, cluster: str, now: float) -> Task | None:
-    """Return the pending task to claim next, else the first expired one."""
-    row = conn.execute(_NEXT_PENDING, (cluster,)).fetchone()
-    if row is None:
-        row = conn.execute(_NEXT_EXPIRED, (cluster, now)).fetchone()
-    return None if row is None else _load(row)
-
-
-def _take(conn: sqlite3.Connection, cluster: str, now: float) -> Task | None:
-    """Return a task ready to claim, failing expired ones out of attempts."""
-    while (task := _next_claimable(conn, cluster, now)) is not None:
-        if task.status is TaskStatus.PENDING:
-            return task
-        if transitions.expire_lease(task, now):
-            return task
-        _save(conn, task)
-    return None
-
-
-def _load(row: tuple[str, ...]) -> Task:
-    """Return the task stored in the first column of ``row``."""
-    return Task.model_validate_json(row[0])
-
-
-def _load_all(rows: Iterable[tuple[str, ...]]) -> list[Task]:
-    """Return the tasks stored in ``rows``, as fast as pydantic allows."""
-    with _gc_paused():
-        return [_load(row) for row in rows]
-
-
-def _save(conn: sqlite3.Connection, task: Task) -> None:
-    """Write ``task`` back, with its query columns."""
-    values = (task.status, task.owner, task.lease_expires, task.attempt)
-    conn.execute(_SAVE_TASK, (*values, task.model_dump_json(), task.id))
-
-
-def _get_job(conn: sqlite3.Connection, job_id: str) -> Job | None:
-    """Return the job, or None."""
-    row = conn.execute("SELECT record FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    return None if row is None else Job.model_validate_json(row[0])
-
-
-def _save_job(conn: sqlite3.Connection, job: Job) -> None:
-    """Insert or replace the job, with its query columns."""
-    values = (job.id, job.status, job.cluster, job.submit_time)
-    conn.execute(_SAVE_JOB, (*values, job.model_dump_json()))
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Hold off the cyclic garbage collector for the duration of the block."""
-    # Building tens of thousands of models that all survive sets off one full
-    # collection after another; pausing roughly halves the time to submit.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
-    """Yield slices short enough to bind as one IN list."""
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
-
-
-def _marks(items: Sequence[str]) -> str:
-    """Return one ``?`` placeholder per item."""
-    return ", ".join("?" * len(items))

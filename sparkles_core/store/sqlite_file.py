@@ -3,8 +3,9 @@
 The store in :mod:`sparkles_core.store.sqlite` keeps its tables here. This
 module owns the file itself: it creates the folder, switches the file to WAL
 (readers never wait for the writer), creates or checks the tables (``PRAGMA
-user_version`` holds :data:`SCHEMA_VERSION`), hands each thread of each
-process its own connection, and turns every ``sqlite3`` error into a
+user_version`` holds :data:`SCHEMA_VERSION`; a file of an older version is
+brought up to date in place), hands each thread of each process its own
+connection, and turns every ``sqlite3`` error into a
 :class:`~sparkles_core.errors.StoreError` that says what to do.
 """
 
@@ -24,7 +25,7 @@ __all__ = ["SCHEMA_VERSION", "SQLiteFile"]
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Every write is a few rows, so a writer holding the file for a whole minute
 # is a stuck process rather than load; until then, callers queue.
@@ -37,15 +38,29 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS tasks (
         id TEXT PRIMARY KEY, job_id TEXT NOT NULL, idx INTEGER NOT NULL,
         cluster TEXT NOT NULL, status TEXT NOT NULL, owner TEXT,
-        lease_expires REAL, attempt INTEGER NOT NULL, record TEXT NOT NULL)""",
+        lease_expires REAL, attempt INTEGER NOT NULL, record TEXT NOT NULL,
+        ended REAL)""",
+    "CREATE INDEX IF NOT EXISTS jobs_cluster ON jobs (cluster)",
     "CREATE UNIQUE INDEX IF NOT EXISTS tasks_job_idx ON tasks (job_id, idx)",
     "CREATE INDEX IF NOT EXISTS tasks_job_status ON tasks (job_id, status)",
     "CREATE INDEX IF NOT EXISTS tasks_cluster_status ON tasks (cluster, status, idx)",
     "CREATE INDEX IF NOT EXISTS tasks_owner ON tasks (owner)",
+    "CREATE INDEX IF NOT EXISTS tasks_job_ended ON tasks (job_id, ended)",
     """CREATE TABLE IF NOT EXISTS nodes (
         id TEXT PRIMARY KEY, cluster TEXT NOT NULL, record TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS nodes_cluster ON nodes (cluster)",
 )
+
+# What turns a file of the version before each key into that version; the
+# indexes of _SCHEMA are created afterwards in any case.
+_UPGRADES: dict[int, tuple[str, ...]] = {
+    # 2: when each finished task finished, for the monitor's "since" query.
+    2: (
+        "ALTER TABLE tasks ADD COLUMN ended REAL",
+        "UPDATE tasks SET ended = json_extract(record, '$.history[#-1].time')"
+        " WHERE status IN ('complete', 'failed', 'killed')",
+    ),
+}
 
 # Matched against the lowered SQLite message, first hit wins.
 _ADVICE = (
@@ -102,10 +117,17 @@ class SQLiteFile:
                     f"newer than this Sparkles knows ({SCHEMA_VERSION}); upgrade "
                     "Sparkles."
                 )
+            # Version 0 is a new file: _SCHEMA creates it whole.
+            for step in range(version + 1, SCHEMA_VERSION + 1) if version else ():
+                for statement in _UPGRADES.get(step, ()):
+                    conn.execute(statement)
             for statement in _SCHEMA:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        logger.info("Store %s: created tables", self.path)
+        if version:
+            logger.info("Store %s: upgraded from schema %d", self.path, version)
+        else:
+            logger.info("Store %s: created tables", self.path)
 
     def connection(self) -> sqlite3.Connection:
         """Return this thread's connection, opening it on first use."""

@@ -25,6 +25,7 @@ __all__ = [
     "check_task_count",
     "clear_results",
     "complete",
+    "ended_at",
     "expire_lease",
     "fail",
     "give_back",
@@ -175,6 +176,17 @@ def note(
     task.status = status
     entry = HistoryEntry(time=now, status=status, owner=owner, reason=reason)
     task.history.append(entry)
+
+
+def ended_at(task: Task) -> float | None:
+    """Return when ``task`` reached its finished status, or None if unfinished.
+
+    Backends store this beside the record so that a monitor can ask for
+    the tasks that finished since it last looked.
+    """
+    if not task.status.finished or not task.history:
+        return None
+    return task.history[-1].time
 
 
 def logged(tasks: list[Task], reason: str) -> list[str]:

@@ -215,12 +215,14 @@ def test_queries_need_only_the_shipped_indexes(
         store.list_tasks("job", [TaskStatus.CLAIMED, TaskStatus.PENDING])
         assert len(store.claimed_tasks(CLUSTER)) == 2
         assert store.reset_owned_by(["nobody"], "node gone") == []
+        assert [job.id for job in store.jobs_with_work(CLUSTER)] == ["job"]
         later = T0 + LEASE_S + 1
         taken = must_claim(store, "w3", now=later)  # an expired lease
         assert store.expire_leases(CLUSTER, now=later) == [
             t.id for t in held if t.id != taken.id
         ]
         store.kill_job("job")
+        assert len(store.finished_since(["job"], T0)) == 2
         store.list_jobs()
         store.list_nodes(CLUSTER)
         store.delete_job("job")

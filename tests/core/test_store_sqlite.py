@@ -65,8 +65,15 @@ HOT_CALLS: dict[str, HotCall] = {
     "count_tasks": lambda s: s.count_tasks("big"),
     "claimed_tasks": lambda s: s.claimed_tasks(CLUSTER),
     "unfinished_count": lambda s: s.unfinished_count(CLUSTER),
+    "count_tasks_by_job": lambda s: s.count_tasks_by_job(["big", "small"]),
+    "finished_since": lambda s: s.finished_since(["big", "small"], 0.0),
+    "jobs_with_work": lambda s: s.jobs_with_work(CLUSTER),
     "expire_leases": lambda s: s.expire_leases(CLUSTER),
+    "expire_leases-among": lambda s: s.expire_leases(CLUSTER, task_ids=["big.9"]),
     "reset_owned_by": lambda s: s.reset_owned_by(["w1", "w2"], "node gone"),
+    "reset_owned_by-among": lambda s: s.reset_owned_by(
+        ["w1"], "node gone", task_ids=["big.9"]
+    ),
     "reset": lambda s: s.reset(["big.5", "big.6"]),
     "kill_job": lambda s: s.kill_job("small"),
 }
@@ -95,7 +102,9 @@ def test_task_queries_use_an_index_at_100k_tasks(
     with sqlite3.connect(big_store.path) as reader:
         for sql in on_tasks:
             plan = [row[3] for row in reader.execute(f"EXPLAIN QUERY PLAN {sql}")]
-            scans = [step for step in plan if step.startswith("SCAN tasks")]
+            scans = [
+                step for step in plan if step.startswith(("SCAN tasks", "SCAN jobs"))
+            ]
             assert not scans, f"{sql!r} scans the table: {plan}"
     reader.close()
 
@@ -136,6 +145,30 @@ def test_reopened_store_keeps_its_records(tmp_path: Path) -> None:
         assert [t.id for t in second.list_tasks("job")] == ["job.1", "job.2"]
     finally:
         second.close()
+
+
+def test_store_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    old = SQLiteStore(path)
+    submit(old, "job", 2)
+    old.complete(must_claim(old, "w1").id, "w1", SUCCESS)
+    old.close()
+    # What schema 1 lacked: when each finished task finished.
+    with sqlite3.connect(path) as writer:
+        writer.execute("DROP INDEX tasks_job_ended")
+        writer.execute("ALTER TABLE tasks DROP COLUMN ended")
+        writer.execute("PRAGMA user_version = 1")
+    writer.close()
+
+    upgraded = SQLiteStore(path)
+    try:
+        assert [t.id for t in upgraded.finished_since(["job"], 0.0)] == ["job.1"]
+        assert [t.id for t in upgraded.list_tasks("job")] == ["job.1", "job.2"]
+    finally:
+        upgraded.close()
+    with sqlite3.connect(path) as reader:
+        assert reader.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    reader.close()
 
 
 def test_store_written_by_newer_version_is_refused(tmp_path: Path) -> None:
