@@ -241,25 +241,29 @@ def _reset_tasks(
     statuses: Sequence[TaskStatus] | None = None,
     reason: str = "reset with 'sparkles reset'",
 ) -> None:
-    """Reset tasks of one job still in ``statuses`` (default: finished).
-
-    A killed job may run again afterwards.
-    """
+    """Reset tasks of one job still in ``statuses`` (default: finished)."""
     store = state.client.store
-    from sparkles_core.models import JobStatus
-
     count = store.reset(task_ids, reason, statuses or _finished())
     if not count:
         state.say(f"Job {job_id}: nothing to reset.")
         return
-    job = state.client.job(job_id)
-    if job.status is JobStatus.KILLED:
-        # Workers never claim tasks of a killed job.
-        store.set_job_status(job_id, JobStatus.SUBMITTED)
+    _reopen(state, job_id)
     state.say(
         f"Job {job_id}: {plural(count, 'task')} back to pending; "
         f"run 'sparkles watch {job_id}' to run them."
     )
+
+
+def _reopen(state: CliContext, job_id: str) -> None:
+    """Mark a job whose tasks were reset as submitted again.
+
+    Workers never claim the tasks of a killed job, and a watch records the
+    outcome only of a submitted one.
+    """
+    from sparkles_core.models import JobStatus
+
+    if state.client.job(job_id).status is not JobStatus.SUBMITTED:
+        state.client.store.set_job_status(job_id, JobStatus.SUBMITTED)
 
 
 @click.command()

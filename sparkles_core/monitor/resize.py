@@ -5,7 +5,12 @@ Several jobs can share a cluster (the same machine, image and version): two
 ``nodes``; the cluster's target is the sum of what its unfinished jobs ask,
 never more than its unfinished tasks (an idle node only costs), and never
 more than the monitor's ``max_nodes`` when one is given (a workflow engine's
-per-cluster limit).
+per-cluster limit). A job is unfinished while it is not killed and has a
+pending or claimed task, whatever its status says: a job that ended and was
+then reset asks for its nodes again.
+
+A round costs one count of the cluster's unfinished tasks; only when fewer
+nodes are alive than that does it also ask the store which jobs have work.
 
 Preemptible nodes come first, up to a budget of ``requested * scale`` node
 starts per cluster; after that, standard ones. The budget is counted from
@@ -24,7 +29,7 @@ from __future__ import annotations
 import logging
 
 from sparkles_core.cluster.base import Provisioner, WorkerLaunch
-from sparkles_core.models import Job, JobStatus, NodeClass, NodeReq, TaskStatus
+from sparkles_core.models import Job, NodeClass, NodeReq
 from sparkles_core.store.base import Store
 
 __all__ = ["NODE_REFRESH_S", "ResizeCluster"]
@@ -102,8 +107,6 @@ class ResizeCluster:
         for job in self._candidates():
             if cap is not None and total >= cap:
                 break
-            if not _has_work(self._store, job):
-                continue
             request = job.nodes
             if job.id == self._launch.job_id and self._requested is not None:
                 request = self._requested
@@ -111,12 +114,8 @@ class ResizeCluster:
         return total if cap is None else min(total, cap)
 
     def _candidates(self) -> list[Job]:
-        """Return the cluster's submitted jobs, this check's own job first."""
-        jobs = [
-            job
-            for job in self._store.list_jobs()
-            if job.cluster == self.cluster and job.status is JobStatus.SUBMITTED
-        ]
+        """Return the cluster's jobs with work, this check's own job first."""
+        jobs = self._store.jobs_with_work(self.cluster)
         return sorted(jobs, key=lambda job: job.id != self._launch.job_id)
 
     def _grow(self, missing: int, nodes: list[NodeReq], requested: int) -> int:
@@ -152,9 +151,3 @@ class ResizeCluster:
 
 
 _SPOT, _STD = NodeClass.PREEMPTIBLE, NodeClass.STANDARD
-
-
-def _has_work(store: Store, job: Job) -> bool:
-    """Return True if some task of ``job`` is pending or claimed."""
-    counts = store.count_tasks(job.id)
-    return counts.get(TaskStatus.PENDING, 0) + counts.get(TaskStatus.CLAIMED, 0) > 0

@@ -293,6 +293,28 @@ def test_reset_of_a_killed_job_lets_it_run_again(
     assert statuses(client, job.id) == ["pending:None", "pending:None"]
 
 
+@pytest.mark.slow
+def test_reset_job_that_ended_runs_again_under_watch(
+    home: Path, client: Client
+) -> None:
+    first = run_sparkles("sub", "-n", "flaky", "--", "exit 3")
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert client.job("flaky").status is JobStatus.FAILED
+
+    reset = run_sparkles("reset", "flaky")
+    assert reset.returncode == 0, reset.stderr
+    assert client.job("flaky").status is JobStatus.SUBMITTED
+
+    again = run_sparkles("watch", "flaky")
+
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert "1 pending" not in again.stdout.splitlines()[-1]
+    [task] = client.tasks("flaky")
+    claims = [e for e in task.history if e.status is TaskStatus.CLAIMED]
+    assert (task.status, task.exit_code, len(claims)) == (TaskStatus.COMPLETE, 3, 2)
+    assert client.job("flaky").status is JobStatus.FAILED
+
+
 def test_reset_leaves_pending_tasks_alone(
     client: Client, finished: Finished, invoke: Invoke
 ) -> None:

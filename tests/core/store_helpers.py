@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Any, cast
+
 from sparkles_core.models import Job, ResourceUsage, Task, TaskSpec
 from sparkles_core.plugins import open_store
 from sparkles_core.store.base import Completion, Store
@@ -78,3 +81,31 @@ def submit_one(url: str, job_id: str) -> list[str]:
         return [task.id for task in submit(store, job_id, 1)]
     finally:
         store.close()
+
+
+class CountingStore:
+    """A store that passes every call to a real one and counts them by method."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self.inner, name)
+        if not callable(found):
+            return found
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return found(*args, **kwargs)
+
+        return counted
+
+    @property
+    def as_store(self) -> Store:
+        """Return this wrapper typed as the store it stands in for."""
+        return cast(Store, self)
+
+    def queries(self) -> int:
+        """Return how many calls were made in all."""
+        return sum(self.calls.values())

@@ -17,12 +17,15 @@ from sparkles_core.models import (
     NodeClass,
     NodeReq,
     NodeStatus,
+    ResourceUsage,
     TaskSpec,
     TaskStatus,
 )
 from sparkles_core.monitor.checks import FailureMonitor, ResetOrphans, ResizeCluster
 from sparkles_core.monitor.resize import NODE_REFRESH_S
 from sparkles_core.monitor.runner import STOP, Runner
+from sparkles_core.store.base import Completion
+from tests.core.store_helpers import CountingStore
 
 
 class Recorder:
@@ -160,6 +163,40 @@ def test_finished_job_asks_for_no_nodes_whatever_its_status(client: Client) -> N
     ResizeCluster(client.store, client.provisioner, launch, None, 1, 1.0).poll(0.0)
 
     assert alive(client, job.cluster) == 1
+
+
+def test_a_job_that_ended_and_was_reset_gets_nodes_again(client: Client) -> None:
+    spec = JobSpec(name="j", tasks=[TaskSpec(command="sleep 5")], nodes=1)
+    job = client.submit(spec, "flaky")
+    claimed = client.store.claim(job.cluster, "old-node", 60.0)
+    assert claimed is not None
+    now = time.time()
+    ended = Completion(3, None, now, now, ResourceUsage(), result_key=None)
+    assert client.store.complete(claimed.id, "old-node", ended)
+    # As a watch records it; a reset by 'sub --retry' leaves this status.
+    client.store.set_job_status(job.id, JobStatus.FAILED)
+    client.store.reset([claimed.id])
+    launch = client.launch_for(job)
+
+    ResizeCluster(client.store, client.provisioner, launch, None, 1, 1.0).poll(0.0)
+
+    assert alive(client, job.cluster) == 1
+
+
+def test_resize_reads_only_the_clusters_jobs_with_work(client: Client) -> None:
+    spec = JobSpec(name="j", tasks=[TaskSpec(command="sleep 5")], nodes=1)
+    for n in range(5):
+        client.store.kill_job(client.submit(spec, f"old-{n}").id)
+    job = client.submit(spec, "j")
+    counting = CountingStore(client.store)
+    resize = ResizeCluster(
+        counting.as_store, client.provisioner, client.launch_for(job), None, 1, 1.0
+    )
+
+    resize.poll(0.0)
+
+    assert alive(client, job.cluster) == 1
+    assert counting.calls == {"unfinished_count": 1, "jobs_with_work": 1}
 
 
 def test_node_records_are_refreshed_at_least_every_ten_seconds(
