@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +29,9 @@ logger = logging.getLogger(__name__)
 _TASK_ID = re.compile(r"^(?P<job>[^*?\[\]]+)\.(?P<index>\d+)$")
 # Job ids named in the confirmation question; the rest are counted.
 _NAMED_IN_QUESTION = 10
+# History reasons of the tasks that reset puts back to pending.
+_RESET = "reset with 'sparkles reset'"
+_GONE = "its node is gone"
 
 
 @click.command()
@@ -162,6 +164,7 @@ def reset(state: CliContext, target: str, all_tasks: bool, orphaned: bool) -> No
 
     With --orphaned, the tasks reset are those still claimed by a node that
     is gone or has stopped renewing its lease; a watch does this by itself.
+    As then, the attempt counts: a task out of attempts becomes failed.
 
     \b
     Examples:
@@ -218,32 +221,44 @@ def _reset_task(state: CliContext, task: Task, orphaned: bool) -> None:
 
 
 def _reset_orphans(state: CliContext, job: Job, only: str | None = None) -> None:
-    """Reset the job's claimed tasks whose node is gone or lease expired."""
+    """Hand back the job's claimed tasks whose node is gone or lease expired.
+
+    The store checks each task again as it changes it, so a task whose
+    worker renewed its lease or finished meanwhile is left alone, and the
+    attempt counts as when a watch does this: the next one gets a number
+    (and so a log) of its own, and a task out of attempts becomes failed.
+    """
     from sparkles_core.models import TaskStatus
 
-    client, now = state.client, time.time()
-    nodes = client.provisioner.refresh(job.cluster)
-    gone = {node.id for node in nodes if not node.status.alive}
-    orphans = [
+    client = state.client
+    claimed = [
         task.id
         for task in client.tasks(job.id, [TaskStatus.CLAIMED])
-        if (only is None or task.id == only)
-        and (task.owner in gone or (task.lease_expires or now) < now)
+        if only in (None, task.id)
     ]
-    reason = "orphaned: its node is gone or its lease expired"
-    _reset_tasks(state, job.id, orphans, [TaskStatus.CLAIMED], reason)
+    gone = [
+        node.id
+        for node in client.provisioner.refresh(job.cluster)
+        if not node.status.alive
+    ]
+    changed = client.store.expire_leases(job.cluster, task_ids=claimed)
+    if gone:
+        changed += client.store.reset_owned_by(gone, _GONE, task_ids=claimed)
+    if not changed:
+        state.say(f"Job {job.id}: nothing to reset.")
+        return
+    _reopen(state, job.id)
+    tasks = client.store.get_tasks(changed)
+    failed = sum(1 for task in tasks if task.status is TaskStatus.FAILED)
+    line = f"Job {job.id}: {plural(len(changed) - failed, 'task')} back to pending"
+    if failed:
+        line += f", {plural(failed, 'task')} out of attempts and now failed"
+    state.say(f"{line}; run 'sparkles watch {job.id}' to run them.")
 
 
-def _reset_tasks(
-    state: CliContext,
-    job_id: str,
-    task_ids: Sequence[str],
-    statuses: Sequence[TaskStatus] | None = None,
-    reason: str = "reset with 'sparkles reset'",
-) -> None:
-    """Reset tasks of one job still in ``statuses`` (default: finished)."""
-    store = state.client.store
-    count = store.reset(task_ids, reason, statuses or _finished())
+def _reset_tasks(state: CliContext, job_id: str, task_ids: Sequence[str]) -> None:
+    """Reset the finished tasks among ``task_ids`` of one job."""
+    count = state.client.store.reset(task_ids, _RESET, _finished())
     if not count:
         state.say(f"Job {job_id}: nothing to reset.")
         return

@@ -472,8 +472,48 @@ def test_reset_orphaned_resets_only_tasks_nobody_is_running(
     assert "Job lost: 2 tasks back to pending" in result.output
     assert statuses(client, "lost") == ["pending:None"] * 3
     assert statuses(client, "busy") == ["claimed:None"]
-    history = client.tasks("lost")[0].history[-1]
-    assert history.reason == "orphaned: its node is gone or its lease expired"
+    reasons = sorted(task.history[-1].reason or "" for task in client.tasks("lost"))
+    assert reasons == [
+        "its node is gone, was held by dead-node",
+        "lease expired, was held by silent-node",
+        "submitted",
+    ]
+
+
+def test_reset_orphaned_counts_the_attempt_and_locks_out_the_old_owner(
+    client: Client, finished: Finished, invoke: Invoke
+) -> None:
+    job = finished("stalled", [TaskSpec(command="true")] * 2, ran=0)
+    long_ago = time.time() - 3600
+    stalled = client.store.claim(job.cluster, "silent-node", 60.0, now=long_ago)
+    assert stalled is not None and stalled.attempt == 1
+    running = client.store.claim(job.cluster, "live-node", 3600.0)
+    assert running is not None
+
+    result = invoke("reset", "stalled", "--orphaned")
+
+    assert result.exit_code == 0, result.output
+    assert "Job stalled: 1 task back to pending;" in result.output
+    assert client.store.renew(stalled.id, "silent-node", 60.0) is False
+    again = client.store.claim(job.cluster, "new-node", 60.0)
+    assert again is not None and (again.id, again.attempt) == (stalled.id, 2)
+    assert client.store.get_task(running.id) == running
+
+
+def test_reset_orphaned_fails_a_task_out_of_attempts(
+    client: Client, finished: Finished, invoke: Invoke
+) -> None:
+    job = finished("spent", [TaskSpec(command="true")], ran=0)
+    long_ago = time.time() - 3600
+    for n in range(job.max_attempts):  # each lease runs out before the next
+        now = long_ago + 120 * n
+        assert client.store.claim(job.cluster, "silent-node", 60.0, now=now)
+
+    result = invoke("reset", "spent.1", "--orphaned")
+
+    assert result.exit_code == 0, result.output
+    assert "1 task out of attempts and now failed" in result.output
+    assert statuses(client, "spent") == ["failed:None"]
 
 
 def test_reset_orphaned_with_all_is_a_usage_error(
