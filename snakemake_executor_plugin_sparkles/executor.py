@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
+import time
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,6 +45,8 @@ __all__ = ["Executor"]
 # Polling the embedded store costs one SQLite read, so local runs can notice
 # finished jobs almost at once; Snakemake's 10 s default suits cloud queues.
 _LOCAL_STATUS_INTERVAL_S = 0.2
+# How soon a poller between checks notices the run is shutting down.
+_SHUTDOWN_NOTICE_S = 0.2
 
 
 class Executor(RemoteExecutor):
@@ -60,6 +64,9 @@ class Executor(RemoteExecutor):
         self._run: WorkflowRun = WorkflowRun(settings, self.workflow, Path.cwd())
         self._status_interval_s = self._status_interval(settings)
         self._polls = StatusPolls()
+        # Reentrant: the poller may itself be the thread that shuts down.
+        self._checking = threading.RLock()
+        self._polling_ended = False
         config = self._run.client.config
         self.logger.info(
             f"Sparkles: run {self._run.run_id}, store {config.store_url}, "
@@ -75,11 +82,15 @@ class Executor(RemoteExecutor):
         return float(remote.seconds_between_status_checks)
 
     async def sleep(self) -> None:
-        """Wait until the next status check."""
+        """Wait until the next status check, or until polling stops."""
         # Snakemake starts polling before __post_init__ has run; until then,
         # nap briefly rather than for Snakemake's default of 10 s.
         interval = getattr(self, "_status_interval_s", _LOCAL_STATUS_INTERVAL_S)
-        await asyncio.sleep(interval)
+        # Waking now and then lets shutdown join the poller in a moment, not
+        # after a whole cloud interval with Ctrl-C ignored.
+        deadline = time.monotonic() + interval
+        while self.wait and (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, _SHUTDOWN_NOTICE_S))
 
     def get_python_executable(self) -> str:
         """Return this Python for local nodes, the image's ``python`` otherwise."""
@@ -115,21 +126,31 @@ class Executor(RemoteExecutor):
         """Report the jobs whose task has finished; yield the others."""
         if not active_jobs:
             return
+        # Held while the check uses the client, so shutdown can wait for it.
+        with self._checking:
+            if self._polling_ended:
+                still_active = active_jobs  # the client is closing or closed
+            else:
+                still_active = await self._check(active_jobs)
+        for info in still_active:
+            yield info
+
+    async def _check(
+        self, active_jobs: list[SubmittedJobInfo]
+    ) -> list[SubmittedJobInfo]:
+        """Read the tasks of the jobs in one query; return the unfinished ones."""
         ids = [info.external_jobid for info in active_jobs]
         try:
             async with self.status_rate_limiter:
                 tasks = self._run.tasks(ids)
         except WorkflowError as exc:
-            still_active = self._status_unread(active_jobs, exc)
-        else:
-            self._polls.succeeded()
-            still_active = [
-                info
-                for info in active_jobs
-                if self._still_active(info, tasks.get(info.external_jobid))
-            ]
-        for info in still_active:
-            yield info
+            return self._status_unread(active_jobs, exc)
+        self._polls.succeeded()
+        return [
+            info
+            for info in active_jobs
+            if self._still_active(info, tasks.get(info.external_jobid))
+        ]
 
     def _still_active(self, info: SubmittedJobInfo, task: Task | None) -> bool:
         """Report the job if its task has finished; return True if it has not."""
@@ -193,7 +214,7 @@ class Executor(RemoteExecutor):
         try:
             super().cancel()
         finally:
-            self._run.close()
+            self._run.close(self._end_polling)
 
     def shutdown(self) -> None:
         """Stop polling, kill what is left and stop every cluster of the run."""
@@ -202,4 +223,15 @@ class Executor(RemoteExecutor):
         try:
             super().shutdown()
         finally:
-            self._run.close()
+            self._run.close(self._end_polling)
+
+    def _end_polling(self) -> None:
+        """Stop Snakemake's status poller and wait for a check in progress."""
+        # The base class's join may have been cut short by Ctrl-C, leaving
+        # the poller inside check_active_jobs; and joining again cannot be
+        # trusted then (Python 3.11 marks the thread stopped once its join is
+        # interrupted), so the check itself is waited for.
+        with self.lock:
+            self.wait = False
+        with self._checking:
+            self._polling_ended = True

@@ -9,6 +9,7 @@ keeps this logic typed (the executor's base class is not) and testable.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,18 +192,21 @@ class WorkflowRun:
             if submission is not None:
                 self._kill(submission.job_id)
 
-    def close(self) -> None:
-        """Kill what is left of the run and stop its clusters, once.
+    def close(self, join_poller: Callable[[], None] = lambda: None) -> None:
+        """Kill what is left of the run, stop its clusters, close the client, once.
 
-        Ctrl-C is ignored meanwhile: stopping half way would leave nodes up.
+        ``join_poller`` returns once no other thread (Snakemake's status
+        poller) can still use the client; it is called before the client is
+        closed. Ctrl-C is ignored meanwhile: stopping half way would leave
+        nodes up, or a poll reading from a closed store.
         """
         with sigint_ignored():
             if self._closed:
                 return
             self._closed = True
-            self._tear_down()
+            self._tear_down(join_poller)
 
-    def _tear_down(self) -> None:
+    def _tear_down(self, join_poller: Callable[[], None]) -> None:
         """Stop the monitor, kill the unfinished jobs, stop the clusters."""
         self._monitor.stop()
         try:
@@ -216,7 +220,10 @@ class WorkflowRun:
                 logger.info("Run %s: nodes left to linger", self.run_id)
             else:
                 self._monitor.stop_clusters()
-            self.client.close()
+            try:
+                join_poller()
+            finally:
+                self.client.close()
 
     def _kill(self, job_id: str) -> None:
         killed = guarded(

@@ -167,6 +167,23 @@ class FaultControl:
         else:
             flag.unlink(missing_ok=True)
 
+    def hold_poller_reads(self, holding: bool = True) -> None:
+        """Make the status poller's next task read wait, or let it go on."""
+        flag = self.folder / "hold-poller-reads"
+        if holding:
+            flag.touch()
+        else:
+            flag.unlink(missing_ok=True)
+
+    def poller_read_held(self) -> bool:
+        """Return True once a status poller's read is waiting."""
+        return (self.folder / "poller-read-held").exists()
+
+    def held_reads(self) -> list[str]:
+        """Return how each held read ended: ``read`` or ``failed: ERROR``."""
+        log = self.folder / "held_reads.log"
+        return log.read_text().splitlines() if log.exists() else []
+
     def events(self) -> list[str]:
         """Return the lifecycle events the plugin heard, one line each."""
         log = self.folder / "events.log"

@@ -14,8 +14,10 @@ from sparkles_core.models import TaskStatus
 from tests.conftest import wait_for
 from tests.plugin.conftest import (
     RUN_TIMEOUT_S,
+    FaultControl,
     OpenStore,
     RunSnakemake,
+    StartSnakemake,
     snakemake_argv,
     worker_processes,
     write_snakefile,
@@ -133,8 +135,11 @@ def test_sigint_kills_tasks_and_stops_workers(
     assert not list(Path("slept").glob("*.txt"))
 
 
-def test_second_sigint_does_not_cut_the_clean_up_short(
-    checked_home: Path, stored: OpenStore
+def test_second_sigint_lets_the_clean_up_and_the_last_status_read_finish(
+    checked_home: Path,
+    stored: OpenStore,
+    faulty_store: FaultControl,
+    start_snakemake: StartSnakemake,
 ) -> None:
     write_snakefile(
         Path.cwd(),
@@ -147,26 +152,26 @@ def test_second_sigint_does_not_cut_the_clean_up_short(
             shell: "sleep 120 && touch {output}"
         """,
     )
-    process = subprocess.Popen(
-        snakemake_argv("--sparkles-nodes", "2"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=dict(os.environ),
-    )
-    try:
-        wait_for(lambda: _claimed_tasks(stored) >= 2, timeout=RUN_TIMEOUT_S)
-        process.send_signal(signal.SIGINT)
-        time.sleep(0.1)
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=RUN_TIMEOUT_S)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    run = start_snakemake("--sparkles-nodes", "2", env=faulty_store.env)
+    wait_for(lambda: _claimed_tasks(stored) >= 2, timeout=RUN_TIMEOUT_S)
+    view = stored()
+    # A status read in progress keeps Snakemake's shutdown joining the
+    # poller, so the second Ctrl-C lands in the middle of the shutdown.
+    faulty_store.hold_poller_reads()
+    wait_for(faulty_store.poller_read_held)
 
-    assert process.returncode != 0
-    unfinished = [task.id for task in stored().tasks() if not task.status.finished]
-    assert unfinished == []
+    run.process.send_signal(signal.SIGINT)
+    wait_for(lambda: "Terminating processes on user request" in run.log.read_text())
+    run.process.send_signal(signal.SIGINT)
+    # The clean-up deletes the node records last; a store closed without
+    # waiting for the poller would wake the held read, and fail it, now.
+    wait_for(lambda: not view.nodes(), timeout=RUN_TIMEOUT_S)
+    faulty_store.hold_poller_reads(False)
+    code, _ = run.finish()
+
+    assert code != 0
+    assert faulty_store.held_reads() == ["read"], "the store closed under a read"
+    assert [task.id for task in view.tasks() if not task.status.finished] == []
     assert not worker_processes(checked_home)
 
 
