@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import psutil
@@ -151,16 +152,18 @@ class LocalCluster(Provisioner):
     def refresh(self, cluster_id: str) -> list[NodeReq]:
         """Return the cluster's nodes, marking those whose process has ended."""
         nodes = self._store.list_nodes(cluster_id)
+        changed = []
         for index, node in enumerate(nodes):
             status = self._status(node)
             if status is not node.status:
-                if not status.alive:
-                    _kill_session(node)  # a dead worker's command lives on
-                node = node.model_copy(
+                nodes[index] = node.model_copy(
                     update={"status": status, "updated": time.time()}
                 )
-                self._store.put_node(node)
-                nodes[index] = node
+                changed.append(nodes[index])
+        # A dead worker's command lives on.
+        _kill_sessions([node for node in changed if not node.status.alive])
+        for node in changed:
+            self._store.put_node(node)
         return nodes
 
     def _status(self, node: NodeReq) -> NodeStatus:
@@ -186,7 +189,8 @@ class LocalCluster(Provisioner):
             proc = self._procs.pop(node.id, None)
             if proc is not None:
                 proc.wait()  # reap it; it was signalled or had already ended
-            _kill_session(node)
+        _kill_sessions(nodes)
+        for node in nodes:
             shutil.rmtree(self._home / "nodes" / node.id, ignore_errors=True)
         self._store.delete_nodes(node.id for node in nodes)
 
@@ -201,11 +205,11 @@ class LocalCluster(Provisioner):
         except (subprocess.TimeoutExpired, psutil.TimeoutExpired):
             logger.warning("Node %s: did not stop in time; killing it", node.id)
             # The worker goes first: were its command killed first, it could
-            # still record the kill as the task's result.
+            # still record the kill as the task's result. The command goes
+            # with the rest of the session, once every node has been waited.
             _signal(node, signal.SIGKILL)
             if proc is not None:
                 proc.wait()
-            _kill_session(node)
         except psutil.NoSuchProcess:
             pass
 
@@ -244,33 +248,45 @@ def _signal(node: NodeReq, signum: signal.Signals) -> None:
         os.kill(int(node.detail["pid"]), signum)
 
 
-def _kill_session(node: NodeReq) -> None:
-    """SIGKILL what is left of the session the node's worker led."""
-    leftovers = _session_members(node)
-    for process in leftovers:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
-    if leftovers:
+def _kill_sessions(nodes: Sequence[NodeReq]) -> None:
+    """SIGKILL what is left of the sessions the nodes' workers led."""
+    sessions = {sid: node for node in nodes if (sid := _session_id(node)) is not None}
+    for sid, leftovers in _session_members(sessions).items():
+        for process in leftovers:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
         pids = ", ".join(str(process.pid) for process in leftovers)
-        logger.warning("Node %s: killed processes it left behind: %s", node.id, pids)
+        node_id = sessions[sid].id
+        logger.warning("Node %s: killed processes it left behind: %s", node_id, pids)
 
 
-def _session_members(node: NodeReq) -> list[psutil.Process]:
-    """Return the processes, other than the worker, in the worker's session."""
+def _session_id(node: NodeReq) -> int | None:
+    """Return the id of the session the node's worker led, if still its own."""
     try:
         sid = int(node.detail["pid"])
     except (KeyError, ValueError):
-        return []
-    if _pid_reused(node, sid):
-        # The session id was free to be taken, so no process of ours has it.
-        return []
-    members = []
+        return None
+    # A reused pid means the session id was free to be taken: no process of
+    # ours has it.
+    return None if _pid_reused(node, sid) else sid
+
+
+def _session_members(sids: Collection[int]) -> dict[int, list[psutil.Process]]:
+    """Return the processes, other than their leaders, of these sessions.
+
+    One walk of the process table serves every session: stopping a cluster
+    of many nodes would otherwise walk it once per node.
+    """
+    members: dict[int, list[psutil.Process]] = {}
+    if not sids:
+        return members
     for process in psutil.process_iter(["status"]):
-        if process.pid == sid or process.info["status"] == psutil.STATUS_ZOMBIE:
+        if process.pid in sids or process.info["status"] == psutil.STATUS_ZOMBIE:
             continue
         with contextlib.suppress(OSError):
-            if os.getsid(process.pid) == sid:
-                members.append(process)
+            sid = os.getsid(process.pid)
+            if sid in sids:
+                members.setdefault(sid, []).append(process)
     return members
 
 

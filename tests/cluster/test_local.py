@@ -106,6 +106,38 @@ def test_dead_workers_command_is_killed_when_the_node_is_reaped(
     wait_for(lambda: all(process_gone(pid) for pid in command_pids), timeout=10)
 
 
+@pytest.mark.parametrize("notice", ["refresh", "delete"])
+def test_dead_workers_commands_are_found_in_one_walk_of_the_process_table(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, notice: str
+) -> None:
+    tasks = [
+        TaskSpec(command=f"sleep 60 & echo $! > {tmp_path / f'pid-{n}'}; wait")
+        for n in range(3)
+    ]
+    job = client.submit(JobSpec(name="j", tasks=tasks, nodes=3), "j")
+    provisioner = client.provisioner
+    nodes = provisioner.add_nodes(client.launch_for(job), 3, NodeClass.STANDARD)
+    pid_files = [tmp_path / f"pid-{n}" for n in range(3)]
+    wait_for(lambda: all(f.exists() and f.read_text().strip() for f in pid_files))
+    for node in nodes:
+        os.kill(int(node.detail["pid"]), signal.SIGKILL)
+    wait_for(lambda: all(process_gone(int(n.detail["pid"])) for n in nodes))
+    walks = []
+    walk = psutil.process_iter
+    monkeypatch.setattr(
+        psutil, "process_iter", lambda *a, **k: walks.append(1) or walk(*a, **k)
+    )
+
+    if notice == "refresh":
+        assert not any(node.status.alive for node in provisioner.refresh(job.cluster))
+    else:
+        provisioner.delete_nodes(nodes)
+
+    assert len(walks) == 1
+    sleeps = [int(f.read_text()) for f in pid_files]
+    wait_for(lambda: all(process_gone(pid) for pid in sleeps), timeout=10)
+
+
 def test_stopped_node_leaves_its_task_pending_and_nothing_running(
     client: Client, tmp_path: Path
 ) -> None:
