@@ -69,7 +69,7 @@ class JobProgress:
         )
         return STOP if unfinished == 0 else self._interval
 
-    def finish(self) -> None:
+    def finish(self, error: BaseException | None) -> None:
         """Nothing to release."""
 
 
@@ -94,7 +94,7 @@ class ResetOrphans:
             logger.warning("Task %s: orphaned; back to pending", task_id)
         return self._interval
 
-    def finish(self) -> None:
+    def finish(self, error: BaseException | None) -> None:
         """Nothing to release."""
 
 
@@ -127,7 +127,7 @@ class FailureMonitor:
             )
         return self._interval
 
-    def finish(self) -> None:
+    def finish(self, error: BaseException | None) -> None:
         """Nothing to release."""
 
 
@@ -194,8 +194,10 @@ class LogStream:
             self._offset += len(data)
             self._reporter.log(task.id, data)
 
-    def finish(self) -> None:
-        """Show the rest of the followed task's log."""
+    def finish(self, error: BaseException | None) -> None:
+        """Show the rest of the followed task's log, unless stopped by an error."""
+        if error is not None:
+            return
         task = self._current()
         if task is not None:
             self._read(task)

@@ -1,11 +1,24 @@
 """Tell plugins when a monitor sees tasks finish and jobs end.
 
-The ``sparkles_task_finished`` hook fires once per finished attempt of a
-task, and ``sparkles_job_finished`` once per job whose every task has
-finished, when the monitor that watched it stops. Finding newly finished
-tasks costs a query over the job's finished tasks, so it runs only when
-some plugin implements the task hook. A plugin that raises is logged and
-the monitor goes on: an observer must not stop the jobs it observes.
+What "once" means here is once per monitor; nothing is stored to say what
+was announced:
+
+- ``sparkles_task_finished`` fires once for each time a task of a watched
+  job finishes (complete, failed or killed) that the monitor finds,
+  including finishes from before it started. A task that is reset and runs
+  again finishes, and is announced, again. Two monitors of one job (two
+  watches side by side, or a watch started again after Ctrl-C) each
+  announce every finish; an observer that must act only once can tell
+  finishes apart by the task id and the length of its history.
+- ``sparkles_job_finished`` fires once for each watched job with no
+  pending or claimed task, when the monitor stops; not when an exception
+  (Ctrl-C, a store error) stopped it.
+
+Finding new finishes costs one store query over the tasks that finished
+since the last look, and runs only when some plugin implements the task
+hook; the job hook costs one count of the watched jobs' tasks, only when
+some plugin implements it. A plugin that raises is logged and the monitor
+goes on: an observer must not stop the jobs it observes.
 """
 
 from __future__ import annotations
@@ -16,6 +29,7 @@ from collections.abc import Sequence
 from pluggy import HookCaller
 
 from sparkles_core.models import Job, Task, TaskStatus
+from sparkles_core.monitor.finishes import FinishReader
 from sparkles_core.plugins import plugin_manager
 from sparkles_core.store.base import Store
 
@@ -23,7 +37,6 @@ __all__ = ["LifecycleEvents", "announce_task_end", "notify"]
 
 logger = logging.getLogger(__name__)
 
-_FINISHED = [TaskStatus.COMPLETE, TaskStatus.FAILED, TaskStatus.KILLED]
 _UNFINISHED = (TaskStatus.PENDING, TaskStatus.CLAIMED)
 
 
@@ -73,33 +86,36 @@ class LifecycleEvents:
     def __init__(self, store: Store, jobs: Sequence[Job], interval: float) -> None:
         self._store, self._jobs, self._interval = store, list(jobs), interval
         self._hook = plugin_manager().hook
-        self._seen: set[tuple[str, int]] = set()
+        self._finishes = FinishReader(store, [job.id for job in jobs])
 
-    @property
-    def _wants_tasks(self) -> bool:
-        return bool(self._hook.sparkles_task_finished.get_hookimpls())
+    def _wants(self, hook: HookCaller) -> bool:
+        return bool(hook.get_hookimpls())
 
     def poll(self, now: float) -> float:
-        """Fire the task hook for attempts that finished since the last round."""
-        if self._wants_tasks:
-            for job in self._jobs:
-                self._scan(job)
+        """Fire the task hook for finishes since the last round."""
+        if self._wants(self._hook.sparkles_task_finished):
+            self._scan()
         return self._interval
 
-    def _scan(self, job: Job) -> None:
-        for task in self._store.list_tasks(job.id, _FINISHED):
-            key = (task.id, task.attempt)
-            if key not in self._seen:
-                self._seen.add(key)
-                notify(self._hook.sparkles_task_finished, task=task)
+    def _scan(self) -> None:
+        for task in self._finishes.read():
+            notify(self._hook.sparkles_task_finished, task=task)
 
-    def finish(self) -> None:
-        """Fire the job hook for each watched job that has ended."""
+    def finish(self, error: BaseException | None) -> None:
+        """Fire the job hook for each watched job that has ended.
+
+        After an error nothing is fired and the store is not read; nor is
+        it when no plugin listens.
+        """
+        if error is not None:
+            return
+        if self._wants(self._hook.sparkles_task_finished):
+            self._scan()
+        if not self._wants(self._hook.sparkles_job_finished):
+            return
+        counts = self._store.count_tasks_by_job(job.id for job in self._jobs)
         for job in self._jobs:
-            counts = self._store.count_tasks(job.id)
-            if any(counts.get(status, 0) for status in _UNFINISHED):
+            if any(counts[job.id].get(status, 0) for status in _UNFINISHED):
                 continue
-            if self._wants_tasks:
-                self._scan(job)
-            by_name = {str(status): count for status, count in counts.items()}
+            by_name = {str(status): n for status, n in counts[job.id].items()}
             notify(self._hook.sparkles_job_finished, job=job, counts=by_name)

@@ -30,8 +30,8 @@ logger = logging.getLogger(__name__)
 
 OnFailed = Callable[[JobFailed], None]
 
-# Finding newly finished tasks reads the job's finished tasks; every two
-# seconds is prompt enough for an observer and cheap for a large job.
+# Finding newly finished tasks reads the tasks that finished since the last
+# look; every two seconds is prompt enough for an observer.
 EVENTS_INTERVAL_S = 2.0
 
 
@@ -63,10 +63,10 @@ class EachJob:
                 intervals.append(interval)
         return min(intervals) if intervals else STOP
 
-    def finish(self) -> None:
+    def finish(self, error: BaseException | None) -> None:
         """Let every job's check release what it holds."""
         for check in self._all:
-            check.finish()
+            check.finish(error)
 
 
 def wait_for_jobs(

@@ -146,7 +146,7 @@ class ResizeCluster:
             started += len(self._provisioner.add_nodes(self._launch, standard, _STD))
         return started
 
-    def finish(self) -> None:
+    def finish(self, error: BaseException | None) -> None:
         """Nothing to release: stopping the cluster is the caller's choice."""
 
 

@@ -31,8 +31,14 @@ class Check(Protocol):
         """Do one round; return seconds to the next round, or STOP."""
         ...
 
-    def finish(self) -> None:
-        """Run once after the runner stops, however it stopped."""
+    def finish(self, error: BaseException | None) -> None:
+        """Run once after the runner stops, however it stopped.
+
+        ``error`` is the exception that stopped it (Ctrl-C, a store error),
+        or None when a check said STOP or :meth:`Runner.stop` was called.
+        After an error a check releases what it holds but asks the store
+        nothing more: that could fail again, and would delay a Ctrl-C.
+        """
         ...
 
 
@@ -53,6 +59,7 @@ class Runner:
         """Poll the checks until one returns STOP or :meth:`stop` is called."""
         order = itertools.count()
         queue = [(0.0, next(order), check) for check in self._checks]
+        error: BaseException | None = None
         try:
             while queue and not self._stopped:
                 due, _, check = heapq.heappop(queue)
@@ -64,6 +71,9 @@ class Runner:
                     logger.debug("Monitor: %s says the job is over", check.name)
                     return
                 heapq.heappush(queue, (time.monotonic() + interval, next(order), check))
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
             for check in self._checks:
-                check.finish()
+                check.finish(error)

@@ -272,18 +272,33 @@ class Countdown:
     name = "countdown"
 
     def __init__(self, rounds: int) -> None:
-        self.rounds, self.finished = rounds, False
+        self.rounds = rounds
+        self.finished: list[BaseException | None] = []
 
     def poll(self, now: float) -> float:
         self.rounds -= 1
         return STOP if self.rounds == 0 else 0.001
 
-    def finish(self) -> None:
-        self.finished = True
+    def finish(self, error: BaseException | None) -> None:
+        self.finished.append(error)
+
+
+class Interrupted(Countdown):
+    def poll(self, now: float) -> float:
+        raise KeyboardInterrupt
 
 
 def test_runner_stops_when_a_check_says_so_and_finishes_all() -> None:
     first, second = Countdown(3), Countdown(100)
     Runner([first, second]).run()
     assert first.rounds == 0 and second.rounds > 0
-    assert first.finished and second.finished
+    assert first.finished == second.finished == [None]
+
+
+def test_runner_tells_every_check_what_stopped_it() -> None:
+    quiet, stopper = Countdown(100), Interrupted(1)
+
+    with pytest.raises(KeyboardInterrupt) as caught:
+        Runner([quiet, stopper]).run()
+
+    assert quiet.finished == stopper.finished == [caught.value]
