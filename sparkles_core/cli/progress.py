@@ -31,6 +31,7 @@ from rich.text import Text
 
 from sparkles_core.cli.tables import plural
 from sparkles_core.models import Job, NodeReq, NodeStatus, Task, TaskStatus
+from sparkles_core.monitor.finishes import FinishReader
 from sparkles_core.store.base import Store
 
 __all__ = [
@@ -119,39 +120,47 @@ def describe_failure(task: Task) -> str:
 
 
 class FailureFeed:
-    """Find the job's tasks that ended without success, each one once."""
+    """Find the watched jobs' tasks that ended without success, each one once.
 
-    def __init__(self, store: Store, job: Job) -> None:
-        self._store, self._job = store, job
+    A scan reads, in one store call for every watched job, only the tasks
+    that finished since the last scan (see
+    :class:`~sparkles_core.monitor.finishes.FinishReader`).
+    """
+
+    # At most one scan a second however many jobs are watched: failure
+    # lines need not be quicker, and a job of many short tasks changes its
+    # counts on nearly every progress round.
+    SCAN_INTERVAL_S = 1.0
+
+    def __init__(self, store: Store, jobs: Sequence[Job]) -> None:
+        self._finishes = FinishReader(store, [job.id for job in jobs])
         self._seen: set[str] = set()
-        self._scanned = 0
+        self._failed: Counter[str] = Counter()
+        self._scanned: dict[str, int] = {}
         self._next_scan = 0.0
-        # A scan parses every finished record: about 16 ms per 1,000 tasks
-        # on SQLite. One scan a second per 1,000 tasks keeps that near 2% of
-        # a core however large the job; the final summary misses nothing.
-        self._interval = max(1.0, job.task_count / 1000)
 
-    @property
-    def count(self) -> int:
-        """Return how many failed tasks were found so far."""
-        return len(self._seen)
+    def failures(self, job_id: str) -> int:
+        """Return how many failed tasks of the job were found so far."""
+        return self._failed[job_id]
 
-    def poll(self, counts: Mapping[TaskStatus, int]) -> list[Task]:
+    def poll(self, job_id: str, counts: Mapping[TaskStatus, int]) -> list[Task]:
         """Return the failed tasks not returned before, scanning when due.
 
-        Once no task is unfinished the scan runs regardless of the interval,
-        so that the last progress line counts every failure.
+        A scan is due when the job's finished tasks changed and a second has
+        passed since the last; once the job has no unfinished task it runs
+        regardless, so that the job's last progress line counts every failure.
         """
         finished = counts.get(TaskStatus.COMPLETE, 0) + counts.get(TaskStatus.FAILED, 0)
         unfinished = counts.get(TaskStatus.PENDING, 0) + counts.get(
             TaskStatus.CLAIMED, 0
         )
         now = time.monotonic()
-        if finished == self._scanned or (now < self._next_scan and unfinished):
+        if finished == self._scanned.get(job_id, 0):
             return []
-        self._scanned, self._next_scan = finished, now + self._interval
-        statuses = [TaskStatus.COMPLETE, TaskStatus.FAILED]
-        return self.unseen(self._store.list_tasks(self._job.id, statuses))
+        if now < self._next_scan and unfinished:
+            return []
+        self._scanned[job_id], self._next_scan = finished, now + self.SCAN_INTERVAL_S
+        return self.unseen(self._finishes.read())
 
     def unseen(self, tasks: Sequence[Task]) -> list[Task]:
         """Return the failed tasks among ``tasks`` not returned before."""
@@ -163,6 +172,7 @@ class FailureFeed:
             and task.id not in self._seen
         ]
         self._seen.update(task.id for task in new)
+        self._failed.update(task.job_id for task in new)
         return new
 
 
@@ -179,7 +189,7 @@ class WatchReporter(abc.ABC):
         self.console = console
         self._node_classes = node_classes
         self._jobs = {job.id: job for job in jobs}
-        self._failures = {job.id: FailureFeed(store, job) for job in jobs}
+        self._failures = FailureFeed(store, jobs)
         self._log_task: str | None = None
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._partial = ""
@@ -199,10 +209,9 @@ class WatchReporter(abc.ABC):
         self, job: Job, counts: Mapping[TaskStatus, int], nodes: Sequence[NodeReq]
     ) -> None:
         """Announce new failures, then show the counts and the nodes."""
-        failures = self._failures[job.id]
-        for task in failures.poll(counts):
+        for task in self._failures.poll(job.id, counts):
             self._print(describe_failure(task), "red")
-        tally = Tally.of(self._jobs[job.id], counts, failures.count)
+        tally = Tally.of(self._jobs[job.id], counts, self._failures.failures(job.id))
         self._show(job.id, tally, describe_nodes(nodes, self._node_classes))
 
     def log(self, task_id: str, data: bytes) -> None:
@@ -222,7 +231,7 @@ class WatchReporter(abc.ABC):
     def conclude(self, job: Job, tasks: Sequence[Task]) -> None:
         """Announce the job's failures not yet shown, then one summary line."""
         self._flush_log()
-        for task in self._failures[job.id].unseen(tasks):
+        for task in self._failures.unseen(tasks):
             self._print(describe_failure(task), "red")
         succeeded = sum(1 for task in tasks if task.succeeded)
         self._print_outcome(f"Job {job.id}", succeeded, len(tasks))

@@ -7,21 +7,20 @@ offered here beside the others.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from sparkles_cas.errors import ObjectNotFound, StorageError
 from sparkles_cas.storage import ObjectStorage
 from sparkles_core import layout
 from sparkles_core.errors import JobFailed
-from sparkles_core.models import Job, NodeReq, Task, TaskStatus
+from sparkles_core.models import Job, NodeReq, NodeStatus, Task, TaskStatus
 from sparkles_core.monitor.resize import ResizeCluster
 from sparkles_core.monitor.runner import STOP
 from sparkles_core.store.base import Store
 
 __all__ = [
-    "FailureMonitor",
-    "JobProgress",
+    "JobsProgress",
     "LogStream",
     "Reporter",
     "ResetOrphans",
@@ -29,6 +28,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_UNFINISHED = (TaskStatus.PENDING, TaskStatus.CLAIMED)
 
 
 class Reporter(Protocol):
@@ -46,28 +47,74 @@ class Reporter(Protocol):
         """Show a line about the job."""
 
 
-class JobProgress:
-    """Report progress on change; stop when no task is pending or claimed."""
+class JobsProgress:
+    """Report the watched jobs on change; give up on jobs whose nodes keep dying.
+
+    A round costs one store call for the task counts of every watched job
+    and one node listing per cluster, however many jobs share it. A job
+    leaves the round once none of its tasks is pending or claimed, or once
+    the failure rule gives up on it (handed to ``on_failed``); the check says
+    STOP when no job is left.
+
+    The failure rule: a cluster with :attr:`DEAD_NODE_LIMIT` failed nodes
+    and a job on it with no complete task is a broken image or setup, not
+    bad luck; stopping the job then saves paying for more nodes that would
+    die too.
+    """
 
     name = "progress"
+    DEAD_NODE_LIMIT = 5
 
-    def __init__(self, store: Store, job: Job, reporter: Reporter, interval: float):
-        self._store, self._job, self._reporter = store, job, reporter
-        self._interval = interval
-        self._last: tuple[object, ...] | None = None
+    def __init__(
+        self,
+        store: Store,
+        jobs: Sequence[Job],
+        reporter: Reporter,
+        interval: float,
+        on_failed: Callable[[JobFailed], None],
+    ) -> None:
+        self._store, self._reporter, self._interval = store, reporter, interval
+        self._on_failed = on_failed
+        self._active = {job.id: job for job in jobs}
+        self._last: dict[str, tuple[object, ...]] = {}
 
     def poll(self, now: float) -> float:
-        """Report counts and nodes if they changed."""
-        counts = self._store.count_tasks(self._job.id)
-        nodes = self._store.list_nodes(self._job.cluster)
+        """Report what changed; return STOP once no watched job is unfinished."""
+        counts = self._store.count_tasks_by_job(list(self._active))
+        clusters = {job.cluster for job in self._active.values()}
+        nodes = {cluster: self._store.list_nodes(cluster) for cluster in clusters}
+        for job in list(self._active.values()):
+            self._round(job, counts[job.id], nodes[job.cluster])
+        return STOP if not self._active else self._interval
+
+    def _round(
+        self, job: Job, counts: Mapping[TaskStatus, int], nodes: Sequence[NodeReq]
+    ) -> None:
+        """Report one job if it changed; let it go if it ended or is hopeless."""
         state = (sorted(counts.items()), sorted((n.id, n.status) for n in nodes))
-        if state != self._last:
-            self._last = state
-            self._reporter.progress(self._job, counts, nodes)
-        unfinished = counts.get(TaskStatus.PENDING, 0) + counts.get(
-            TaskStatus.CLAIMED, 0
+        if state != self._last.get(job.id):
+            self._last[job.id] = state
+            self._reporter.progress(job, counts, nodes)
+        if not any(counts.get(status, 0) for status in _UNFINISHED):
+            del self._active[job.id]
+            return
+        failure = self._failure(job, counts, nodes)
+        if failure is not None:
+            del self._active[job.id]
+            self._on_failed(failure)
+
+    def _failure(
+        self, job: Job, counts: Mapping[TaskStatus, int], nodes: Sequence[NodeReq]
+    ) -> JobFailed | None:
+        """Return why to give up on ``job``, or None to keep watching it."""
+        dead = sum(1 for node in nodes if node.status is NodeStatus.FAILED)
+        if dead < self.DEAD_NODE_LIMIT or counts.get(TaskStatus.COMPLETE, 0):
+            return None
+        return JobFailed(
+            f"Job {job.id!r}: {dead} nodes failed before any task finished; "
+            "check the worker image and the node logs.",
+            job.id,
         )
-        return STOP if unfinished == 0 else self._interval
 
     def finish(self, error: BaseException | None) -> None:
         """Nothing to release."""
@@ -92,39 +139,6 @@ class ResetOrphans:
         lost = self._store.reset_owned_by(gone, "its node is gone") if gone else []
         for task_id in [*expired, *lost]:
             logger.warning("Task %s: orphaned; back to pending", task_id)
-        return self._interval
-
-    def finish(self, error: BaseException | None) -> None:
-        """Nothing to release."""
-
-
-class FailureMonitor:
-    """Stop a job whose nodes keep dying before any task finishes."""
-
-    name = "failures"
-    # Several dead nodes with nothing done is a broken image or setup, not
-    # bad luck; stopping here saves paying for more nodes that will die too.
-    DEAD_NODE_LIMIT = 5
-
-    def __init__(self, store: Store, job: Job, interval: float) -> None:
-        self._store, self._job, self._interval = store, job, interval
-
-    def poll(self, now: float) -> float:
-        """Raise JobFailed when too many nodes died with no task finished."""
-        dead = [
-            node
-            for node in self._store.list_nodes(self._job.cluster)
-            if node.status.value == "failed"
-        ]
-        if len(dead) < self.DEAD_NODE_LIMIT:
-            return self._interval
-        counts = self._store.count_tasks(self._job.id)
-        if counts.get(TaskStatus.COMPLETE, 0) == 0:
-            raise JobFailed(
-                f"Job {self._job.id!r}: {len(dead)} nodes failed before any "
-                "task finished; check the worker image and the node logs.",
-                self._job.id,
-            )
         return self._interval
 
     def finish(self, error: BaseException | None) -> None:

@@ -1,11 +1,12 @@
 """Monitor one job or many with one runner: what ``watch`` and ``wait`` run.
 
-Progress and the failure monitor run once per job; cluster resizing and the
-orphan reset once per cluster (jobs of one cluster share its nodes); and,
-when one job is watched, its live log. The log is not followed for several
-jobs, since their lines would interleave. The runner returns once no
-watched job has an unfinished task. A job the failure monitor gives up on
-is handed to ``on_failed`` and the others go on.
+Progress and the failure rule run over every watched job together, one
+count of all their tasks and one node listing per cluster a round; cluster
+resizing and the orphan reset run once per cluster (jobs of one cluster
+share its nodes); and, when one job is watched, its live log. The log is
+not followed for several jobs, since their lines would interleave. The
+runner returns once no watched job has an unfinished task. A job the
+failure rule gives up on is handed to ``on_failed`` and the others go on.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from sparkles_core.models import Job
 from sparkles_core.monitor import checks
 from sparkles_core.monitor.events import LifecycleEvents
 from sparkles_core.monitor.resize import ResizeCluster
-from sparkles_core.monitor.runner import STOP, Check, Runner
+from sparkles_core.monitor.runner import Check, Runner
 
 if TYPE_CHECKING:
     from sparkles_core.client import Client
 
-__all__ = ["EachJob", "wait_for_jobs"]
+__all__ = ["wait_for_jobs"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,40 +34,6 @@ OnFailed = Callable[[JobFailed], None]
 # Finding newly finished tasks reads the tasks that finished since the last
 # look; every two seconds is prompt enough for an observer.
 EVENTS_INTERVAL_S = 2.0
-
-
-class EachJob:
-    """Run one check per job as a single check.
-
-    A job's check leaves once it says STOP (its job has ended) or raises
-    JobFailed; the whole says STOP once every job's check has left.
-    """
-
-    def __init__(self, name: str, per_job: dict[str, Check], on_failed: OnFailed):
-        self.name = name
-        self._all = list(per_job.values())
-        self._active = dict(per_job)
-        self._on_failed = on_failed
-
-    def poll(self, now: float) -> float:
-        """Poll each job's check; return the soonest next round, or STOP."""
-        intervals = []
-        for job_id, check in list(self._active.items()):
-            try:
-                interval = check.poll(now)
-            except JobFailed as exc:
-                self._on_failed(exc)
-                interval = STOP
-            if interval == STOP:
-                del self._active[job_id]
-            else:
-                intervals.append(interval)
-        return min(intervals) if intervals else STOP
-
-    def finish(self, error: BaseException | None) -> None:
-        """Let every job's check release what it holds."""
-        for check in self._all:
-            check.finish(error)
 
 
 def wait_for_jobs(
@@ -85,16 +52,8 @@ def wait_for_jobs(
     task ``follow`` (by default, whichever task is running).
     """
     store, timing = client.store, client.timing
-    progress = {
-        job.id: checks.JobProgress(store, job, reporter, timing.progress)
-        for job in jobs
-    }
-    failures = {
-        job.id: checks.FailureMonitor(store, job, timing.resize) for job in jobs
-    }
     monitors: list[Check] = [
-        EachJob("progress", dict(progress), on_failed),
-        EachJob("failures", dict(failures), on_failed),
+        checks.JobsProgress(store, jobs, reporter, timing.progress, on_failed),
         LifecycleEvents(store, jobs, max(timing.progress, EVENTS_INTERVAL_S)),
     ]
     clusters = _by_cluster(jobs)

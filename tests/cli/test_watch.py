@@ -401,12 +401,12 @@ def test_failure_line_says_why(fields: dict[str, object], line: str) -> None:
 def test_each_failure_is_announced_once(home: Path, client: Client) -> None:
     spec = JobSpec(name="f", tasks=[TaskSpec(command="true")])
     job = client.submit(spec, "f")
-    feed = FailureFeed(client.store, job)
+    feed = FailureFeed(client.store, [job])
     failed = task(id="f.1", job_id="f", exit_code=3)
 
     assert [t.id for t in feed.unseen([failed, task(exit_code=0)])] == ["f.1"]
     assert feed.unseen([failed]) == []
-    assert feed.count == 1
+    assert feed.failures("f") == 1
 
 
 def test_plain_reporter_prints_a_progress_line_only_when_it_changes(

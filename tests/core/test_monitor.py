@@ -21,7 +21,7 @@ from sparkles_core.models import (
     TaskSpec,
     TaskStatus,
 )
-from sparkles_core.monitor.checks import FailureMonitor, ResetOrphans, ResizeCluster
+from sparkles_core.monitor.checks import JobsProgress, ResetOrphans, ResizeCluster
 from sparkles_core.monitor.resize import NODE_REFRESH_S
 from sparkles_core.monitor.runner import STOP, Runner
 from sparkles_core.store.base import Completion
@@ -256,16 +256,39 @@ def test_expired_lease_is_reset_without_any_node_record(client: Client) -> None:
 
 
 def test_many_dead_nodes_and_no_progress_stop_the_job(client: Client) -> None:
-    job = client.submit(JobSpec(name="j", tasks=[TaskSpec(command="true")]), "j")
-    monitor = FailureMonitor(client.store, job, 1.0)
+    spec = JobSpec(name="j", tasks=[TaskSpec(command="true")])
+    job, other = client.submit(spec, "j"), client.submit(spec, "other")
+    failed: list[JobFailed] = []
+    monitor = JobsProgress(client.store, [job, other], Recorder(), 1.0, failed.append)
     assert monitor.poll(time.time()) == 1.0
-    for n in range(FailureMonitor.DEAD_NODE_LIMIT):
+    for n in range(JobsProgress.DEAD_NODE_LIMIT):
         client.store.put_node(
             node(f"n{n}", job.cluster, NodeStatus.FAILED, NodeClass.PREEMPTIBLE)
         )
 
-    with pytest.raises(JobFailed, match="nodes failed before any task finished"):
-        monitor.poll(time.time())
+    assert monitor.poll(time.time()) == STOP
+
+    assert sorted(exc.job_id for exc in failed) == ["j", "other"]
+    assert "5 nodes failed before any task finished" in str(failed[0])
+
+
+def test_progress_leaves_a_job_that_ended_and_stops_after_the_last(
+    client: Client,
+) -> None:
+    spec = JobSpec(name="j", tasks=[TaskSpec(command="true")])
+    done, running = client.submit(spec, "done"), client.submit(spec, "running")
+    client.store.kill_job(done.id)
+    recorder = Recorder()
+    failed: list[JobFailed] = []
+    monitor = JobsProgress(client.store, [done, running], recorder, 1.0, failed.append)
+
+    assert monitor.poll(time.time()) == 1.0
+    client.store.kill_job(running.id)
+    assert monitor.poll(time.time()) == STOP
+    assert failed == []
+
+    killed = [calls[TaskStatus.KILLED] for calls in recorder.progress_calls]
+    assert killed == [1, 0, 1], "each job reported once per change"
 
 
 class Countdown:
