@@ -160,13 +160,13 @@ def _verify(state: CliContext, job: Job) -> None:
     from sparkles_core.models import JobStatus, TaskStatus
 
     client = state.client
-    # One listing of the job's objects, rather than a request per task.
+    # The tasks first, then one listing of the job's objects (rather than a
+    # request per task): a worker stores result.json before it marks its
+    # task complete, so every task read as complete here has its result in
+    # the listing that follows, even one that completed a moment before.
+    complete = client.tasks(job.id, [TaskStatus.COMPLETE])
     stored = {info.key for info in client.storage.list(layout.job_prefix(job.id))}
-    lost = [
-        task.id
-        for task in client.tasks(job.id, [TaskStatus.COMPLETE])
-        if task.result_key not in stored
-    ]
+    lost = [task.id for task in complete if task.result_key not in stored]
     reason = "its result.json is missing (sparkles watch --verify)"
     count = client.store.reset(lost, reason, [TaskStatus.COMPLETE]) if lost else 0
     if not count:
