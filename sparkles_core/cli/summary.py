@@ -34,6 +34,9 @@ __all__ = ["Spread", "print_spreads", "summarize", "summarize_job_metrics"]
 # How many of the longest-running tasks the summary names.
 SLOWEST = 5
 
+# A shell's exit status for a command killed by signal N is this plus N.
+_SIGNAL_BASE = 128
+
 Formatter = Callable[[float], str]
 
 
@@ -187,7 +190,9 @@ def _slow_row(task: Task) -> list[str]:
     type=int,
     default=None,
     metavar="CODE",
-    help="Only the tasks whose command exited with CODE.",
+    help="Only the tasks whose command exited with CODE. A CODE over 128 also "
+    "matches a command killed by signal CODE-128, as a shell reports it "
+    "(137: SIGKILL).",
 )
 @pass_context
 def summarize(
@@ -213,7 +218,7 @@ def summarize(
     tasks = [
         task
         for task in state.client.tasks(job.id)
-        if task.started is not None and exitcode in (None, task.exit_code)
+        if task.started is not None and (exitcode is None or _exited(task, exitcode))
     ]
     if not tasks:
         which = "has run yet" if exitcode is None else f"exited with {exitcode}"
@@ -228,6 +233,17 @@ def summarize(
     title = f"Job {job.id}: {plural(len(tasks), 'task')} ran"
     print_spreads(state, metrics, title=title)
     _print_slowest(state, tasks)
+
+
+def _exited(task: Task, code: int) -> bool:
+    """Return True if the task's command ended with ``code``, as a shell says.
+
+    A shell reports a command killed by signal N as 128 + N; the store keeps
+    the signal apart (with no exit code), so 137 finds SIGKILL's victims.
+    """
+    if task.exit_code is not None:
+        return task.exit_code == code
+    return code > _SIGNAL_BASE and task.signal == code - _SIGNAL_BASE
 
 
 def _summarize_running(state: CliContext, job: Job) -> None:

@@ -25,6 +25,30 @@ def test_summarize_exitcode_keeps_only_that_exit(
     assert [line.split()[0] for line in slowest] == ["sample.2"]
 
 
+@pytest.mark.parametrize(
+    ("code", "found"),
+    [("137", ["sample.4"]), ("9", []), ("130", [])],
+    ids=["sigkill-as-137", "bare-signal-number", "other-signal"],
+)
+def test_summarize_exitcode_over_128_finds_tasks_killed_by_that_signal(
+    sample: Sample, invoke: Invoke, code: str, found: list[str]
+) -> None:
+    result = invoke("summarize", "sample", "--exitcode", code)
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    if not found:
+        assert lines == [f"No task of job sample exited with {code}."]
+        return
+    slowest = lines[lines.index(f"Slowest {len(found)} task") + 2 :]
+    assert [line.split()[0] for line in slowest] == found
+
+
+def test_summarize_help_says_how_signals_match(invoke: Invoke) -> None:
+    text = " ".join(invoke("summarize", "--help").output.split())
+    assert "A CODE over 128 also matches a command killed by signal CODE-128" in text
+
+
 def test_summarize_exitcode_no_task_had_says_so(sample: Sample) -> None:
     done = run_sparkles("summarize", "sample", "-e", "5")
 
