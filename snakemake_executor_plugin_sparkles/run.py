@@ -17,6 +17,7 @@ from typing import Any
 from snakemake_interface_common.exceptions import WorkflowError
 
 from snakemake_executor_plugin_sparkles.config import load_plugin_config
+from snakemake_executor_plugin_sparkles.envvars import discard_envvars, store_envvars
 from snakemake_executor_plugin_sparkles.files import job_files
 from snakemake_executor_plugin_sparkles.interrupts import sigint_ignored
 from snakemake_executor_plugin_sparkles.machines import PreemptionPolicy
@@ -95,11 +96,22 @@ class WorkflowRun:
         files = job_files(job, self.workdir)
         downloads, report = self._stager.stage(files)
         job_id = self._jobs.new_job_id(job.name)
-        spec = build_job_spec(job, job_id, command, env, downloads, files, self.context)
-        stored = guarded(
-            f"submit job {job_id}",
-            lambda: self.client.submit(spec, job_id, self._cluster_scope),
+        storage = self.client.storage
+        env_key = guarded(
+            f"store the environment of job {job_id}",
+            lambda: store_envvars(storage, job_id, env),
         )
+        spec = build_job_spec(
+            job, job_id, command, env_key, downloads, files, self.context
+        )
+        try:
+            stored = guarded(
+                f"submit job {job_id}",
+                lambda: self.client.submit(spec, job_id, self._cluster_scope),
+            )
+        except BaseException:
+            discard_envvars(storage, env_key)  # no job will ever read it
+            raise
         self._monitor.watch(stored)
         submission = Submission(job_id, f"{job_id}.1", files)
         self._jobs.add(submission)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,18 +63,22 @@ def build_job_spec(
     job: Any,
     job_id: str,
     command: str,
-    env: Mapping[str, str],
+    secret_env_key: str | None,
     downloads: Sequence[Download],
     files: JobFiles,
     context: RunContext,
 ) -> JobSpec:
-    """Return the spec of the one-task job that runs ``job``."""
+    """Return the spec of the one-task job that runs ``job``.
+
+    The job's ``--envvars`` travel apart, in the storage object named by
+    ``secret_env_key`` (see :mod:`.envvars`), never in the record.
+    """
     placement = place_job(
         job.resources, job.threads, job.rules, context.base_machine, context.policy
     )
     task = TaskSpec(
         command=command,
-        env=dict(env),
+        secret_env_key=secret_env_key,
         downloads=list(downloads),
         uploads=upload_rules(files.products),
         timeout=placement.timeout,

@@ -168,6 +168,9 @@ class TaskSpec(_Model):
     parameters: dict[str, str] = Field(default_factory=dict)
     working_dir: str = "."
     env: dict[str, str] = Field(default_factory=dict)
+    # The storage key of a JSON object of further variables (credentials)
+    # kept out of this record; the worker adds them to ``env`` at staging.
+    secret_env_key: str | None = None
     downloads: list[Download] = Field(default_factory=list)
     uploads: UploadRules = Field(default_factory=UploadRules)
     timeout: float | None = Field(default=None, gt=0)

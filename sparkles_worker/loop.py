@@ -46,7 +46,7 @@ from sparkles_core.store.base import Completion, Store
 from sparkles_worker import container, execute
 from sparkles_worker.heartbeat import LEASE_LOST, Heartbeat, Held
 from sparkles_worker.outputs import collect_outputs, upload_outputs
-from sparkles_worker.staging import Staged, stage
+from sparkles_worker.staging import Staged, read_secret_env, stage
 
 __all__ = ["PREEMPTED", "Worker", "WorkerOptions"]
 
@@ -150,6 +150,7 @@ class Worker:
         log_key = layout.log_key(task.id, task.attempt)
         try:
             staged = stage(task.spec, root, self._cache, self._storage)
+            secret_env = read_secret_env(task.spec, self._storage, task.id)
         except (StorageError, SparklesError, OSError) as exc:
             self._fail(task, f"staging failed: {exc}")
             return
@@ -158,7 +159,7 @@ class Worker:
             return
         plugin_manager().hook.sparkles_before_command(task=task, folder=root)
         self._store.set_log_key(task.id, self._options.node_id, log_key)
-        outcome = self._execute(task, root, log_path, log_key)
+        outcome = self._execute(task, root, log_path, log_key, secret_env)
         if outcome.stop_reason == self._stop_reason and self._stop_reason:
             self._release(task)
         elif held.lost:
@@ -167,9 +168,14 @@ class Worker:
             self._report(task, root, outcome, staged)
 
     def _execute(
-        self, task: Task, root: Path, log_path: Path, log_key: str
+        self,
+        task: Task,
+        root: Path,
+        log_path: Path,
+        log_key: str,
+        secret_env: dict[str, str],
     ) -> execute.Outcome:
-        running = self._start(task, root, log_path)
+        running = self._start(task, root, log_path, secret_env)
         self._running = running
         if self._stop_reason is not None:  # a SIGTERM raced the start
             running.stop(self._stop_reason)
@@ -180,9 +186,12 @@ class Worker:
             self._running = None
             self._heartbeat.unwatch()
 
-    def _start(self, task: Task, root: Path, log_path: Path) -> execute.Running:
+    def _start(
+        self, task: Task, root: Path, log_path: Path, secret_env: dict[str, str]
+    ) -> execute.Running:
         env = {
             **task.spec.env,
+            **secret_env,
             "SPARKLES_TASK_ID": task.id,
             "SPARKLES_JOB_ID": task.job_id,
             "SPARKLES_ATTEMPT": str(task.attempt),

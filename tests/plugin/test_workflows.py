@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,9 @@ import pytest
 from tests.plugin.conftest import OpenStore, RunSnakemake, write_snakefile
 
 pytestmark = pytest.mark.slow
+
+SPARKLES = str(Path(sys.executable).parent / "sparkles")
+SECRET = "s3cret-value-9f1c"
 
 
 def test_temp_output_is_used_then_removed_and_benchmark_fetched(
@@ -152,8 +157,17 @@ def test_file_names_with_spaces(run_snakemake: RunSnakemake) -> None:
     assert Path("out dir/my output.txt").read_text() == "spaced out\n"
 
 
-def test_declared_envvars_reach_the_job_but_not_its_command(
-    run_snakemake: RunSnakemake, stored: OpenStore
+def files_holding(folder: Path, text: str) -> list[str]:
+    """Return the paths, under ``folder``, of the files that contain ``text``."""
+    return sorted(
+        path.relative_to(folder).as_posix()
+        for path in folder.rglob("*")
+        if path.is_file() and text.encode() in path.read_bytes()
+    )
+
+
+def test_declared_envvars_reach_the_job_but_no_record_or_log(
+    run_snakemake: RunSnakemake, stored: OpenStore, home: Path
 ) -> None:
     write_snakefile(
         Path.cwd(),
@@ -165,16 +179,28 @@ def test_declared_envvars_reach_the_job_but_not_its_command(
 
         rule show:
             output: "token.txt"
-            shell: "echo $SPARKLES_TEST_TOKEN > {output}"
+            shell: "printf %s \\"$SPARKLES_TEST_TOKEN\\" | sha256sum > {output}"
         """,
     )
 
-    run_snakemake(env={"SPARKLES_TEST_TOKEN": "s3cret-value"})
+    result = run_snakemake("--verbose", env={"SPARKLES_TEST_TOKEN": SECRET})
 
-    assert Path("token.txt").read_text() == "s3cret-value\n"
+    # A digest of what the rule saw: the value itself would be in its output.
+    seen = Path("token.txt").read_text().split()[0]
+    assert seen == hashlib.sha256(SECRET.encode()).hexdigest()
     (task,) = stored().tasks()
-    assert "s3cret-value" not in task.spec.shell_command
-    assert task.spec.env["SPARKLES_TEST_TOKEN"] == "s3cret-value"
+    assert task.spec.env == {}
+    assert task.spec.secret_env_key == f"jobs/{task.job_id}/env.json"
+    # The store file, the worker logs and the task's log do not hold it.
+    assert files_holding(home, SECRET) == [f"storage/{task.spec.secret_env_key}"]
+    assert SECRET not in result.stdout + result.stderr
+
+    deleted = subprocess.run(
+        [SPARKLES, "delete", "-y", "*"], capture_output=True, text=True, timeout=120
+    )
+
+    assert deleted.returncode == 0, deleted.stderr
+    assert files_holding(home, SECRET) == []
 
 
 def test_retries_use_attempt_dependent_resources(

@@ -232,6 +232,46 @@ def test_environment_names_the_task(
     assert (dest / "env.txt").read_text() == "job.1 1 hi\n"
 
 
+def test_kept_apart_variables_reach_the_command_and_override_env(
+    client: Client, start_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    client.storage.put_bytes("jobs/job/env.json", b'{"TOKEN": "t0k3n", "A": "2"}')
+    spec = TaskSpec(
+        command='echo "$TOKEN $A $B" > env.txt',
+        env={"A": "1", "B": "3"},
+        secret_env_key="jobs/job/env.json",
+    )
+    job = submit(client, spec)
+    assert start_worker(job.cluster, "w", "--linger=0.5").wait(timeout=60) == 0
+
+    task = client.store.get_task("job.1")
+    assert task is not None and task.succeeded
+    client.fetch(task, tmp_path / "fetched")
+    assert (tmp_path / "fetched" / "env.txt").read_text() == "t0k3n 2 3\n"
+    assert "t0k3n" not in (tmp_path / "w.log").read_text()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b'{"TOKEN": "t0k3n", "N": 1}', b'["t0k3n"]', b"TOKEN=t0k3n"],
+    ids=["number-value", "not-an-object", "not-json"],
+)
+def test_bad_variables_object_fails_the_task_without_showing_it(
+    client: Client, start_worker: WorkerFactory, tmp_path: Path, content: bytes
+) -> None:
+    client.storage.put_bytes("jobs/job/env.json", content)
+    spec = TaskSpec(command="true", secret_env_key="jobs/job/env.json")
+    job = submit(client, spec)
+    assert start_worker(job.cluster, "w", "--linger=0.5").wait(timeout=60) == 0
+
+    task = client.store.get_task("job.1")
+    assert task is not None and task.status is TaskStatus.FAILED
+    reason = task.failure_reason or ""
+    assert "'jobs/job/env.json' is not a JSON object of strings" in reason
+    assert "t0k3n" not in reason
+    assert "t0k3n" not in (tmp_path / "w.log").read_text()
+
+
 def test_output_links_that_leave_the_task_folder_are_not_uploaded(
     client: Client, start_worker: WorkerFactory, tmp_path: Path
 ) -> None:
