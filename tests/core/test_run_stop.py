@@ -23,7 +23,8 @@ from tests.conftest import wait_for
 from tests.core.test_run_cli import SPARKLES_RUN, run, stored_jobs
 
 # A real sparkles plugin, found through its entry point like any other, that
-# pauses the run at one step (PAUSE_AT) so a test can signal it there.
+# pauses the run at one step (PAUSE_AT), until the file PAUSE_RELEASE exists,
+# so a test can signal it there.
 PAUSE_PLUGIN = """
 import os, time
 from pathlib import Path
@@ -36,7 +37,8 @@ hookimpl = pluggy.HookimplMarker("sparkles")
 def pause(step):
     if os.environ.get("PAUSE_AT") == step:
         Path(os.environ["PAUSE_MARKER"]).write_text(step)
-        time.sleep(float(os.environ["PAUSE_S"]))
+        while not Path(os.environ["PAUSE_RELEASE"]).exists():
+            time.sleep(0.05)
 
 
 @hookimpl
@@ -140,6 +142,7 @@ def pause_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         filter(None, [str(site), env.get("PYTHONPATH")])
     )
     env["PAUSE_MARKER"] = str(tmp_path / "paused")
+    env["PAUSE_RELEASE"] = str(tmp_path / "released")
     yield env
 
 
@@ -192,7 +195,6 @@ def test_ctrl_c_during_upload_submits_nothing(
     (Path.cwd() / "data.txt").write_text("x")
     env = pause_env | {
         "PAUSE_AT": "upload",
-        "PAUSE_S": "30",
         "SPARKLES_STORAGE": f"pausing://{home / 'storage'}",
     }
     proc = start_run("-u", "data.txt", "--", "cat data.txt", env=env)
@@ -210,11 +212,14 @@ def test_ctrl_c_during_upload_submits_nothing(
 def test_signal_while_storing_the_job_kills_it_once_stored(
     home: Path, pause_env: dict[str, str]
 ) -> None:
-    env = pause_env | {"PAUSE_AT": "submit", "PAUSE_S": "2"}
+    env = pause_env | {"PAUSE_AT": "submit"}
     proc = start_run("--", "echo should not run", env=env)
     wait_for(Path(env["PAUSE_MARKER"]).exists)
 
     proc.send_signal(signal.SIGTERM)
+    # Held until the job is stored, the signal can be sent before the
+    # release; it takes effect after it.
+    Path(env["PAUSE_RELEASE"]).touch()
     out, err = proc.communicate(timeout=60)
 
     assert proc.returncode == 143
