@@ -18,6 +18,13 @@ A SIGTERM (a spot VM's preemption notice, or the local cluster shutting
 down) stops the command, hands the task back as pending with reason
 ``preempted``, and ends the loop.
 
+When staging or the upload of outputs fails for a reason that may pass (a
+storage request or the local disk failing), the task is handed back to be
+tried again, on this node or another, within its attempt budget; the store
+fails it once the budget is spent. A failure that another try cannot mend
+(an input missing from storage or not matching its digest, an unsafe path,
+a malformed spec) fails the task at once.
+
 With a container runtime, a task whose job names an image runs in that
 image (see :mod:`sparkles_worker.container`); any other task runs in the
 worker's own environment.
@@ -35,11 +42,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparkles_cas.cas import CAS
-from sparkles_cas.errors import StorageError
+from sparkles_cas.errors import (
+    DigestMismatch,
+    InvalidDigest,
+    InvalidKey,
+    ObjectNotFound,
+    StorageError,
+    UnsupportedURL,
+)
 from sparkles_cas.nodecache import NodeCache
 from sparkles_cas.storage import ObjectStorage
 from sparkles_core import layout
-from sparkles_core.errors import SparklesError, TaskRunError
+from sparkles_core.errors import SparklesError, StoreError, TaskRunError
 from sparkles_core.models import Task, TaskResult
 from sparkles_core.plugins import plugin_manager
 from sparkles_core.store.base import Completion, Store
@@ -55,6 +69,10 @@ logger = logging.getLogger(__name__)
 PREEMPTED = "preempted"
 # Idle polling starts fast (tasks often arrive in bursts) and backs off.
 MIN_POLL_S = 0.02
+
+# Storage errors that trying again cannot mend: the object is missing or is
+# not what its digest says, or the request itself is malformed.
+_LASTING = (ObjectNotFound, DigestMismatch, InvalidDigest, InvalidKey, UnsupportedURL)
 
 
 @dataclass(frozen=True)
@@ -138,9 +156,9 @@ class Worker:
         try:
             self._attempt(task, held, folder)
         except SparklesError as exc:
-            self._fail(task, str(exc))
+            self._give_up_or_retry(task, str(exc), exc)
         except (StorageError, OSError) as exc:
-            self._fail(task, f"{type(exc).__name__}: {exc}")
+            self._give_up_or_retry(task, f"{type(exc).__name__}: {exc}", exc)
         finally:
             self._heartbeat.release()
             _empty(folder / "work")
@@ -152,7 +170,7 @@ class Worker:
             staged = stage(task.spec, root, self._cache, self._storage)
             secret_env = read_secret_env(task.spec, self._storage, task.id)
         except (StorageError, SparklesError, OSError) as exc:
-            self._fail(task, f"staging failed: {exc}")
+            self._give_up_or_retry(task, f"staging failed: {exc}", exc)
             return
         if held.lost:
             logger.warning("Task %s: abandoned after staging, %s", task.id, LEASE_LOST)
@@ -276,11 +294,40 @@ class Worker:
         if self._store.release(task.id, self._options.node_id, PREEMPTED):
             logger.info("Task %s: handed back (%s)", task.id, PREEMPTED)
 
+    def _give_up_or_retry(self, task: Task, reason: str, exc: Exception) -> None:
+        """Fail the task if ``exc`` will happen again, else hand it back."""
+        if _is_lasting(exc):
+            self._fail(task, reason)
+        else:
+            self._retry(task, reason)
+
+    def _retry(self, task: Task, reason: str) -> None:
+        owner = self._options.node_id
+        logger.warning(
+            "Task %s: %s; handing it back to be tried again", task.id, reason
+        )
+        self._heartbeat.release()
+        if not self._store.release(task.id, owner, f"{reason} (on {owner})"):
+            logger.warning("Task %s: hand-back not recorded, lease lost", task.id)
+
     def _fail(self, task: Task, reason: str) -> None:
         logger.error("Task %s: failed: %s", task.id, reason)
         self._heartbeat.release()
         if not self._store.fail(task.id, self._options.node_id, reason):
             logger.warning("Task %s: failure not recorded, lease lost", task.id)
+
+
+def _is_lasting(exc: Exception) -> bool:
+    """Return True if trying the task again would meet ``exc`` again.
+
+    Storage and disk trouble may pass, and so may the store's; anything else
+    Sparkles raised on purpose (an unsafe path, a malformed spec) will not.
+    """
+    if isinstance(exc, _LASTING):
+        return True
+    if isinstance(exc, StorageError | OSError | StoreError):
+        return False
+    return isinstance(exc, SparklesError)
 
 
 def _empty(folder: Path) -> None:
