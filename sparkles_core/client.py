@@ -58,7 +58,7 @@ class Client:
         self.store = open_store(self.config.store_url)
         self.storage = open_storage(self.config.storage_url)
         self._hash_cache = HashCache(self.config.home / "hash-cache.db")
-        self.cas = CAS(self.storage, self._hash_cache)
+        self.cas = CAS(open_storage(self.config.cas_url), self._hash_cache, prefix="")
         self.timing = MonitorTiming.for_cluster(self.config.cluster_url)
 
     @functools.cached_property
@@ -107,6 +107,7 @@ class Client:
             job_id=job.id,
             linger_s=self.config.worker_linger,
             log_interval_s=1.0 if local else 5.0,
+            cas_url=self.config.cas_url,
         )
 
     def wait(

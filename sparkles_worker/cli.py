@@ -12,6 +12,7 @@ from types import FrameType
 
 import click
 
+from sparkles_cas.cas import CAS
 from sparkles_cas.errors import StorageError
 from sparkles_core.errors import SparklesError
 from sparkles_core.plugins import open_storage, open_store
@@ -37,6 +38,12 @@ def main(debug: bool) -> None:
 @main.command()
 @click.option("--store", "store_url", required=True, help="Job and task store URL.")
 @click.option("--storage", "storage_url", required=True, help="Storage root URL.")
+@click.option(
+    "--cas",
+    "cas_url",
+    default=None,
+    help="Storage URL of the CAS (default: STORAGE/cas).",
+)
 @click.option("--cluster", required=True, help="Cluster whose tasks to claim.")
 @click.option("--node-id", default=None, help="This node's name (owner of claims).")
 @click.option(
@@ -65,6 +72,7 @@ def main(debug: bool) -> None:
 def consume(
     store_url: str,
     storage_url: str,
+    cas_url: str | None,
     cluster: str,
     node_id: str | None,
     work_dir: Path,
@@ -93,7 +101,9 @@ def consume(
         gpus=container_runtime is not None and node_has_gpus(),
     )
     try:
-        worker = Worker(open_store(store_url), open_storage(storage_url), options)
+        storage = open_storage(storage_url)
+        cas = CAS(open_storage(cas_url), prefix="") if cas_url else CAS(storage)
+        worker = Worker(open_store(store_url), storage, options, cas)
         _on_stop_signals(worker)
         worker.run()
     except (SparklesError, StorageError) as exc:

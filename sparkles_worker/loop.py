@@ -95,9 +95,16 @@ class WorkerOptions:
 class Worker:
     """Consume the tasks of one cluster until idle, stopped or done."""
 
-    def __init__(self, store: Store, storage: ObjectStorage, options: WorkerOptions):
+    def __init__(
+        self,
+        store: Store,
+        storage: ObjectStorage,
+        options: WorkerOptions,
+        cas: CAS | None = None,
+    ) -> None:
+        """Work from ``store``; ``cas`` defaults to the CAS under ``storage``."""
         self._store, self._storage, self._options = store, storage, options
-        self._cas = CAS(storage)
+        self._cas = cas or CAS(storage)
         self._cache = NodeCache(options.cache_dir, self._cas)
         self._stop_reason: str | None = None
         self._wake = threading.Event()

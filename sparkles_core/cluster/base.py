@@ -57,6 +57,7 @@ class WorkerLaunch:
     linger_s: float = 10.0
     lease_s: float = 60.0
     log_interval_s: float = 5.0
+    cas_url: str | None = None
 
     def worker_args(self, node_id: str) -> list[str]:
         """Return the ``sparkles-worker`` arguments, less folders, for a node."""
@@ -69,6 +70,7 @@ class WorkerLaunch:
             f"--linger={self.linger_s:g}",
             f"--lease={self.lease_s:g}",
             f"--log-interval={self.log_interval_s:g}",
+            *([f"--cas={self.cas_url}"] if self.cas_url else []),
         ]
 
 

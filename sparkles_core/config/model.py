@@ -24,6 +24,10 @@ WhenSubJobExists = Literal["abort", "confirm", "overwrite"]
 EMBEDDED_SCHEMES = frozenset({"sqlite", "file", "local"})
 
 
+# Where the CAS lives under the storage root unless cas_url_prefix says.
+CAS_FOLDER = "cas"
+
+
 def url_scheme(url: str) -> str:
     """Return the scheme of a backend URL; a bare name such as ``local`` is one."""
     return url.split("://", 1)[0] if "://" in url else url
@@ -59,6 +63,13 @@ class Config(BaseModel):
     when_sub_job_exists: WhenSubJobExists = "overwrite"
     mounts: tuple[DataDisk, ...] = ()
     nodes: int = Field(default=1, ge=1)
+
+    @property
+    def cas_url(self) -> str:
+        """Return the storage URL of the CAS: ``cas_url_prefix``, else STORAGE/cas."""
+        if self.cas_url_prefix:
+            return self.cas_url_prefix
+        return f"{self.storage_url.rstrip('/')}/{CAS_FOLDER}"
 
     def machine_spec(self) -> MachineSpec:
         """Return the MachineSpec that nodes started with this config get.

@@ -187,11 +187,14 @@ def _read_roles(settings: Settings, home: Path, cloud: _Cloud | None) -> _Roles:
 
 
 def _read_cas_prefix(settings: Settings, cloud: _Cloud | None) -> str | None:
-    """Return the CAS prefix, which Sparklespray kept under the default prefix."""
+    """Return where the CAS lives if the config says; None means STORAGE/cas.
+
+    Sparklespray kept its CAS under ``DEFAULT_URL_PREFIX/CAS/``, naming each
+    file by its sha256 as Sparkles does: pointing this key there reuses the
+    files it holds.
+    """
     given = settings.url("cas_url_prefix", "a URL such as gs://my-bucket/CAS")
-    if given is not None:
-        return given.rstrip("/")
-    return None if cloud is None else f"{cloud.prefix}/CAS"
+    return None if given is None else given.rstrip("/")
 
 
 def _local_machine(settings: Settings) -> str:

@@ -108,6 +108,7 @@ def test_embedded_defaults_suit_local_workers(
     assert config.when_sub_job_exists == "overwrite"
     assert config.project is None
     assert config.cas_url_prefix is None
+    assert config.cas_url == f"file://{home}/storage/cas"
 
 
 def test_home_defaults_to_user_data_folder(
@@ -247,6 +248,14 @@ def test_role_keys_replace_one_role_each(
     assert not config.is_embedded
 
 
+def test_cas_url_prefix_moves_the_cas(workdir: Path, env: dict[str, str]) -> None:
+    text = "[config]\ncas_url_prefix = gs://old-bucket/sparklespray/CAS/\n"
+
+    config = load(workdir, env, text)
+
+    assert config.cas_url == "gs://old-bucket/sparklespray/CAS"
+
+
 # -- Google Cloud ------------------------------------------------------------
 
 
@@ -255,7 +264,7 @@ def test_cloud_config_derives_role_urls(workdir: Path, env: dict[str, str]) -> N
 
     assert config.store_url == "datastore://my-project"
     assert config.storage_url == "gs://my-bucket/sparkles"
-    assert config.cas_url_prefix == "gs://my-bucket/sparkles/CAS"
+    assert config.cas_url == "gs://my-bucket/sparkles/cas"
     assert config.cluster_url == "gce://my-project/us-central1-b,us-central1-c"
     assert config.region == "us-central1"
     assert config.zones == ("us-central1-b", "us-central1-c")

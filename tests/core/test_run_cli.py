@@ -49,6 +49,28 @@ def test_exit_status_is_the_commands(home: Path, command: list[str], code: int) 
     assert run("-q", "--", *command).returncode == code
 
 
+def test_cas_url_prefix_puts_inputs_and_outputs_there(
+    home: Path, tmp_path: Path
+) -> None:
+    cas = tmp_path / "elsewhere" / "CAS"
+    (Path.cwd() / "in.txt").write_text("moved\n")
+
+    result = run(
+        "-o",
+        f"cas_url_prefix=file://{cas}",
+        "-u",
+        "in.txt",
+        "--",
+        "rev in.txt > out.txt",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert (Path.cwd() / "out.txt").read_text() == "devom\n"
+    stored = sorted(path.read_bytes() for path in cas.iterdir())
+    assert stored == [b"devom\n", b"moved\n"]
+    assert not (home / "storage" / "cas").exists()
+
+
 def test_output_streams_and_files_come_back(home: Path, tmp_path: Path) -> None:
     (Path.cwd() / "words.txt").write_text("banana\napple\n")
     result = run("-u", "words.txt", "--", "sort words.txt > sorted.txt; echo sorted")

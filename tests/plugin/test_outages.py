@@ -129,7 +129,7 @@ def test_outputs_that_cannot_be_fetched_fail_only_their_job(
     try:
         # Storage that already holds the digest is not written again, so the
         # worker's upload keeps these wrong bytes and the fetch must refuse.
-        client.storage.put_bytes(client.cas.key_for(sha256_bytes(poison)), b"bad")
+        client.cas.storage.put_bytes(client.cas.key_for(sha256_bytes(poison)), b"bad")
     finally:
         client.close()
     write_snakefile(

@@ -179,9 +179,8 @@ def test_corrupt_input_fails_the_task_and_writes_nothing(
     downloads, _ = client.upload([LocalInput(tmp_path / "data.txt", "data.txt")])
     digest = downloads[0].digest
     assert digest is not None
-    stored = Path(client.storage.url.removeprefix("file://")) / client.cas.key_for(
-        digest
-    )
+    cas_root = Path(client.cas.storage.url.removeprefix("file://"))
+    stored = cas_root / client.cas.key_for(digest)
     stored.chmod(0o644)
     stored.write_text("tampered content!\n")
 
