@@ -5,6 +5,9 @@ Under the storage root (a ``file://`` folder or a ``gs://`` prefix)::
     cas/<sha256>                                 every input and output, once
     jobs/<job>/<index>/<attempt>/log.txt         merged stdout and stderr
     jobs/<job>/<index>/<attempt>/result.json     exit code, usage, outputs
+    jobs/<job>/env.json                          a Snakemake job's --envvars
+
+The CAS may live elsewhere (``cas_url_prefix``); then ``cas/`` is not here.
 
 Each attempt has its own prefix, so a retried task never mixes its files
 with those of an earlier attempt; the task record names the attempt that
