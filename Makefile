@@ -26,7 +26,9 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	# Most tests wait on worker processes and emulators rather than compute:
+	# a test process per core (at most four) halves the run on two cores.
+	$(BIN)/python -m pytest -n auto --maxprocesses 4
 
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script; done

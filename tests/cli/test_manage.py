@@ -141,7 +141,7 @@ def test_fetch_refuses_a_corrupted_output(
     job = finished("corrupt", [TaskSpec(command="echo good > out.txt")])
     result = client.result(client.tasks(job.id)[0])
     assert result is not None
-    client.storage.put_bytes(client.cas.key_for(result.outputs[0].digest), b"bad\n")
+    client.cas.storage.put_bytes(client.cas.key_for(result.outputs[0].digest), b"bad\n")
 
     in_process = invoke("fetch", "corrupt")
     piped = run_sparkles("fetch", "corrupt")
@@ -373,7 +373,7 @@ def test_delete_removes_records_and_job_files_but_not_the_cas(
     assert client.store.get_job("gone") is None
     assert client.tasks("gone") == []
     assert list(client.storage.list(layout.job_prefix(job.id))) == []
-    assert client.storage.exists(cas_key)
+    assert client.cas.storage.exists(cas_key)
 
 
 def test_delete_kills_an_unfinished_job_first(
