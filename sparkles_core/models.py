@@ -128,6 +128,7 @@ class MachineSpec(_Model):
     cpus: float | None = None
     memory_mb: int | None = None
     boot_disk_gb: int = 40
+    boot_disk_type: str | None = None
     data_disks: tuple[DataDisk, ...] = ()
     gpus: tuple[GPU, ...] = ()
     preemptible: bool = True

@@ -143,7 +143,9 @@ def _disks(machine: MachineSpec, zone: str) -> list[dict[str, Any]]:
         "initializeParams": {
             "sourceImage": DEBIAN_IMAGE if machine.gpus else COS_IMAGE,
             "diskSizeGb": str(machine.boot_disk_gb),
-            "diskType": _disk_type(zone, _default_type(machine)),
+            "diskType": _disk_type(
+                zone, machine.boot_disk_type or _default_type(machine)
+            ),
         },
     }
     data = [

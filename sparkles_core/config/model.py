@@ -79,6 +79,7 @@ class Config(BaseModel):
         return MachineSpec(
             machine_type=self.machine_type,
             boot_disk_gb=self.boot_volume_in_gb,
+            boot_disk_type=self.boot_volume_type,
             data_disks=self.mounts,
             preemptible=self.preemptible and self.cluster_url != "local",
             work_folder=self.work_root_dir,

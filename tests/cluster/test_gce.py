@@ -84,11 +84,23 @@ def test_add_nodes_creates_labelled_spot_instances_of_the_machine_spec(
         boot, data = resource["disks"]
         assert boot["boot"] and int(boot["initializeParams"]["diskSizeGb"]) == 50
         assert "cos-cloud" in boot["initializeParams"]["sourceImage"]
+        assert boot["initializeParams"]["diskType"].endswith("/pd-balanced")
         assert int(data["initializeParams"]["diskSizeGb"]) == 200
         account = resource["serviceAccounts"][0]
         assert account["scopes"] == ["https://www.googleapis.com/auth/cloud-platform"]
         assert "guestAccelerators" not in resource
     assert store_nodes(provisioner, "c-test") == sorted(n.id for n in nodes)
+
+
+def test_boot_volume_type_sets_the_boot_disk_type(
+    fake: FakeCompute, provisioner: GCEProvisioner, make_launch: LaunchFactory
+) -> None:
+    machine = MachineSpec(machine_type="n2-standard-4", boot_disk_type="pd-ssd")
+
+    [node] = provisioner.add_nodes(make_launch(machine=machine), 1, NodeClass.STANDARD)
+
+    boot = fake.instance(node.id)["disks"][0]
+    assert boot["initializeParams"]["diskType"] == f"zones/{ZONE}/diskTypes/pd-ssd"
 
 
 def test_standard_gpu_node_gets_accelerators_and_a_driver_install(

@@ -441,7 +441,8 @@ def test_machine_spec_carries_the_node_settings(
     workdir: Path, env: dict[str, str]
 ) -> None:
     text = (
-        CLOUD + "boot_volume_in_gb = 60\npreemptible = no\nmount_1_size_in_gb = 500\n"
+        CLOUD + "boot_volume_in_gb = 60\nboot_volume_type = pd-ssd\n"
+        "preemptible = no\nmount_1_size_in_gb = 500\n"
     )
 
     spec = load(workdir, env, text).machine_spec()
@@ -449,6 +450,7 @@ def test_machine_spec_carries_the_node_settings(
     assert spec == MachineSpec(
         machine_type="n2-standard-4",
         boot_disk_gb=60,
+        boot_disk_type="pd-ssd",
         data_disks=(DataDisk(size_gb=500, mount_path="/mnt/disks/mount_1"),),
         preemptible=False,
         work_folder="/mnt/disks/mount_1",
