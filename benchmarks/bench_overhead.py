@@ -34,12 +34,15 @@ def time_xargs(tasks: int, workers: int, shell: bool) -> float:
 
     With ``shell``, each ``true`` runs under ``sh -c`` as a task's command does.
     """
+    # Each input line becomes one run: ``true true`` (true ignores its
+    # argument) or ``sh -c true``.
     lines = "\n".join(["true"] * tasks) + "\n"
-    runner = ["sh", "-c"] if shell else []
+    runner = ["sh", "-c"] if shell else ["true"]
     start = time.perf_counter()
     subprocess.run(
         ["xargs", "-P", str(workers), "-n", "1", *runner],
         input=lines.encode(),
+        stdout=subprocess.DEVNULL,
         check=True,
     )
     return time.perf_counter() - start
