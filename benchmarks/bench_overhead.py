@@ -8,6 +8,9 @@ directly; ``xargs -P P -n 1 sh -c`` also pays the ``/bin/sh -c`` start-up
 that every Sparkles task pays. The overhead per task is the extra wall time
 each worker slot spends per task: ``(sparkles - xargs) * P / N``.
 
+Beside it, the resident size of an idle worker (target: under 80 MB), read
+while the workers wait for the job.
+
 Usage: python benchmarks/bench_overhead.py [--tasks 1000] [--workers 2]
 """
 
@@ -21,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 from rich.console import Console
 from rich.table import Table
 
@@ -48,14 +52,18 @@ def time_xargs(tasks: int, workers: int, shell: bool) -> float:
     return time.perf_counter() - start
 
 
-def time_sparkles(tasks: int, workers: int, home: Path) -> float:
-    """Return seconds for ``workers`` local workers to run ``tasks`` tasks."""
+def time_sparkles(tasks: int, workers: int, home: Path) -> tuple[float, int]:
+    """Return seconds for ``workers`` local workers to run ``tasks`` tasks.
+
+    Also return the largest resident size of an idle worker, in bytes.
+    """
     os.environ["SPARKLES_HOME"] = str(home)
     client = Client(load_config())
     spec = JobSpec(name="bench", tasks=[TaskSpec(command="true")] * tasks)
     cluster = _cluster_of(client, spec)
     procs = [_worker(client, cluster, home, n) for n in range(workers)]
     time.sleep(2.0)  # let them import and start polling
+    idle_rss = max(psutil.Process(proc.pid).memory_info().rss for proc in procs)
     start = time.perf_counter()
     job = client.submit(spec, "bench")
     while client.store.count_tasks(job.id).get(TaskStatus.COMPLETE, 0) < tasks:
@@ -65,7 +73,7 @@ def time_sparkles(tasks: int, workers: int, home: Path) -> float:
         proc.terminate()
         proc.wait()
     client.close()
-    return elapsed
+    return elapsed, idle_rss
 
 
 def _cluster_of(client: Client, spec: JobSpec) -> str:
@@ -103,7 +111,7 @@ def main() -> None:
     direct = time_xargs(args.tasks, args.workers, shell=False)
     shell = time_xargs(args.tasks, args.workers, shell=True)
     with tempfile.TemporaryDirectory() as tmp:
-        ours = time_sparkles(args.tasks, args.workers, Path(tmp))
+        ours, idle_rss = time_sparkles(args.tasks, args.workers, Path(tmp))
 
     def per_slot_ms(seconds: float) -> float:
         return seconds * args.workers / args.tasks * 1000
@@ -131,6 +139,8 @@ def main() -> None:
     console.print(
         f"Per-task overhead over xargs ... true: {overhead_ms:.2f} ms (target < 5 ms)"
     )
+    idle_mb = idle_rss / 2**20
+    console.print(f"Idle worker resident size: {idle_mb:.0f} MB (target < 80 MB)")
 
 
 if __name__ == "__main__":
