@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 import click
 from rich.console import Console
 
+from sparkles_core.cli.options import CONFIG_FILE, DEBUG, OVERRIDE
 from sparkles_core.errors import InputError
 from sparkles_core.submit import LocalInput
 
@@ -147,26 +148,12 @@ _OPTIONS = [
     ),
     click.option("--results", multiple=True, help="Glob of files to bring back."),
     click.option("--ignore", multiple=True, help="Glob of files not to bring back."),
-    click.option(
-        "-c",
-        "--config",
-        "config_file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Config file (default: .sparkles here or in a parent folder).",
-    ),
-    click.option(
-        "-o",
-        "--override",
-        "overrides",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="Override a config key (repeatable).",
-    ),
+    CONFIG_FILE,
+    OVERRIDE,
     click.option(
         "-q", "--quiet", is_flag=True, help="Print only the task's output, and errors."
     ),
-    click.option("--debug", is_flag=True, help="Log detail and show tracebacks."),
+    DEBUG,
     click.argument("command", nargs=-1, required=True),
 ]
 

@@ -15,6 +15,7 @@ import click
 from rich.console import Console
 
 from sparkles_core.cli.context import CliContext
+from sparkles_core.cli.options import config_options
 
 __all__ = ["cli", "describe_error", "main"]
 
@@ -32,23 +33,7 @@ Examples:
 Job ids may be given as LAST (the newest job) and, where a command takes a
 PATTERN, as shell wildcards (sparkles kill 'sweep-*').""",
 )
-@click.option(
-    "-c",
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Config file (default: .sparkles here or in a parent folder).",
-)
-@click.option(
-    "-o",
-    "--override",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a config key (repeatable).",
-)
-@click.option("--debug", is_flag=True, help="Log detail and show tracebacks.")
+@config_options
 @click.pass_context
 def cli(
     ctx: click.Context,
