@@ -86,6 +86,10 @@ class Client:
         clusters of, say, different workflow runs with the same needs.
         """
         self.check_job(spec)
+        if self.config.cas_url_prefix:
+            # Nodes read inputs from one CAS: a node started for another CAS
+            # must not claim this job's tasks.
+            cluster_extra += f" cas={self.config.cas_url}"
         return store_job(self.store, job_id or new_job_id(), spec, cluster_extra)
 
     def job(self, job_id: str) -> Job:
@@ -107,7 +111,9 @@ class Client:
             job_id=job.id,
             linger_s=self.config.worker_linger,
             log_interval_s=1.0 if local else 5.0,
-            cas_url=self.config.cas_url,
+            # Workers find the CAS at its default place by themselves, which
+            # also keeps images that predate --cas working.
+            cas_url=self.config.cas_url_prefix,
         )
 
     def wait(

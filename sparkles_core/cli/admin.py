@@ -245,7 +245,7 @@ class _ClusterProbe:
             image=self.config.default_image,
             job_id=self.job_id,
             linger_s=self.config.worker_linger,
-            cas_url=self.config.cas_url,
+            cas_url=self.config.cas_url_prefix,
         )
 
     def _wait(self, node: NodeReq, alive: Callable[[], bool]) -> None:

@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from sparkles_core.client import Client
+from sparkles_core.config import load_config
 from sparkles_core.errors import InputError
 from sparkles_core.hooks import hookimpl
 from sparkles_core.models import Download, Job, JobSpec, MachineSpec, TaskSpec
@@ -143,3 +144,23 @@ def test_a_failing_submission_observer_does_not_fail_the_submission(
         plugin_manager().unregister(name=name)
 
     assert client.store.get_job(job.id) == job
+
+
+def test_jobs_of_another_cas_get_a_cluster_of_their_own(
+    home: Path, tmp_path: Path
+) -> None:
+    spec = JobSpec(name="same", tasks=[TaskSpec(command="true")])
+    moved = {"cas_url_prefix": f"file://{tmp_path / 'other-cas'}"}
+    default, elsewhere = Client(load_config()), Client(load_config(overrides=moved))
+    try:
+        first = default.submit(spec, "first")
+        second = elsewhere.submit(spec, "second")
+        launch = elsewhere.launch_for(second)
+    finally:
+        default.close()
+        elsewhere.close()
+
+    assert first.cluster != second.cluster
+    assert f"--cas={moved['cas_url_prefix']}" in launch.worker_args("n1")
+    plain = default.launch_for(first).worker_args("n1")
+    assert not any(arg.startswith("--cas") for arg in plain)
