@@ -19,11 +19,13 @@ down) stops the command, hands the task back as pending with reason
 ``preempted``, and ends the loop.
 
 When staging or the upload of outputs fails for a reason that may pass (a
-storage request or the local disk failing), the task is handed back to be
-tried again, on this node or another, within its attempt budget; the store
-fails it once the budget is spent. A failure that another try cannot mend
-(an input missing from storage or not matching its digest, an unsafe path,
-a malformed spec) fails the task at once.
+storage request or the local disk failing), the step is tried again in
+place for about half a minute, the lease renewed meanwhile; if it still
+fails, the task is handed back to be tried again, on this node or another,
+within its attempt budget, and the store fails it once the budget is spent.
+A failure that another try cannot mend (an input missing from storage or
+not matching its digest, an unsafe path, a malformed spec) fails the task at
+once.
 
 With a container runtime, a task whose job names an image runs in that
 image (see :mod:`sparkles_worker.container`); any other task runs in the
@@ -38,8 +40,10 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from sparkles_cas.cas import CAS
 from sparkles_cas.errors import (
@@ -66,9 +70,16 @@ __all__ = ["PREEMPTED", "Worker", "WorkerOptions"]
 
 logger = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+
 PREEMPTED = "preempted"
 # Idle polling starts fast (tasks often arrive in bursts) and backs off.
 MIN_POLL_S = 0.02
+
+# Pauses between tries of a storage step that failed for a passing reason:
+# 31.5 s in all, enough for a bucket's or a network's bad moment, and well
+# inside the lease the heartbeat keeps renewing meanwhile.
+_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 # Storage errors that trying again cannot mend: the object is missing or is
 # not what its digest says, or the request itself is malformed.
@@ -90,6 +101,7 @@ class WorkerOptions:
     max_tasks: int | None = None
     container_runtime: str | None = None
     gpus: bool = False
+    retry_delays_s: tuple[float, ...] = _RETRY_DELAYS_S
 
 
 class Worker:
@@ -173,9 +185,17 @@ class Worker:
     def _attempt(self, task: Task, held: Held, folder: Path) -> None:
         root, log_path = folder / "work", folder / "log.txt"
         log_key = layout.log_key(task.id, task.attempt)
+        spec, cache, storage = task.spec, self._cache, self._storage
         try:
-            staged = stage(task.spec, root, self._cache, self._storage)
-            secret_env = read_secret_env(task.spec, self._storage, task.id)
+            staged = self._patiently(
+                task, held, "staging", lambda: stage(spec, root, cache, storage)
+            )
+            secret_env = self._patiently(
+                task,
+                held,
+                "reading its variables",
+                lambda: read_secret_env(spec, storage, task.id),
+            )
         except (StorageError, SparklesError, OSError) as exc:
             self._give_up_or_retry(task, f"staging failed: {exc}", exc)
             return
@@ -190,7 +210,12 @@ class Worker:
         elif held.lost:
             logger.warning("Task %s: abandoned, %s", task.id, LEASE_LOST)
         else:
-            self._report(task, root, outcome, staged)
+            self._patiently(
+                task,
+                held,
+                "uploading its outputs",
+                lambda: self._report(task, root, outcome, staged),
+            )
 
     def _execute(
         self,
@@ -300,6 +325,32 @@ class Worker:
         self._heartbeat.release()
         if self._store.release(task.id, self._options.node_id, PREEMPTED):
             logger.info("Task %s: handed back (%s)", task.id, PREEMPTED)
+
+    def _patiently(
+        self, task: Task, held: Held, what: str, step: Callable[[], _T]
+    ) -> _T:
+        """Return ``step()``, trying again while it fails for a passing reason.
+
+        The last error is raised, as is at once one that will not pass, or
+        any error once the lease is lost or the worker is asked to stop.
+        """
+        for delay in (*self._options.retry_delays_s, None):
+            try:
+                return step()
+            except (StorageError, OSError) as exc:
+                if delay is None or _is_lasting(exc) or held.lost:
+                    raise
+                if self._stop_reason is not None:
+                    raise
+                logger.warning(
+                    "Task %s: %s failed (%s); trying again in %g s",
+                    task.id,
+                    what,
+                    exc,
+                    delay,
+                )
+                self._wake.wait(delay)
+        raise AssertionError("unreachable: the last try returns or raises")
 
     def _give_up_or_retry(self, task: Task, reason: str, exc: Exception) -> None:
         """Fail the task if ``exc`` will happen again, else hand it back."""

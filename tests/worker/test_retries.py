@@ -1,8 +1,10 @@
-"""Storage trouble on a node is retried within the attempt budget; lasting faults fail.
+"""Storage trouble on a node is tried again; lasting faults fail at once.
 
-The worker runs in this process against a real SQLite store and a real
-folder storage whose CAS requests fail a given number of times, as a
-network or a bucket having a bad minute would.
+A storage step that fails for a passing reason is first tried again in
+place, a few times; if it still fails, the task is handed back, within its
+attempt budget. The worker runs in this process against a real SQLite
+store and a real folder storage whose CAS requests fail a given number of
+times, as a network or a bucket having a bad minute would.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from sparkles_core.models import Download, JobSpec, Task, TaskSpec, TaskStatus
 from sparkles_core.store.sqlite import SQLiteStore
 from sparkles_core.submit import store_job
 from sparkles_worker.loop import Worker, WorkerOptions
+
+# Two tries more per step, with short pauses: three tries of a step in all.
+RETRY_DELAYS_S = (0.01, 0.02)
+TRIES_PER_ATTEMPT = len(RETRY_DELAYS_S) + 1
 
 
 class FlakyStorage(FileStorage):
@@ -63,6 +69,7 @@ def run_worker(
         work_dir=tmp / "node",
         cache_dir=tmp / "cache",
         linger_s=0.3,
+        retry_delays_s=RETRY_DELAYS_S,
     )
     Worker(store, storage, options).run()
 
@@ -84,11 +91,23 @@ def the_task(store: SQLiteStore) -> Task:
     return task
 
 
-def test_a_passing_download_failure_is_tried_again(
+def test_a_passing_download_failure_is_tried_again_in_place(
     store: SQLiteStore, storage: FlakyStorage, tmp_path: Path
 ) -> None:
     cluster = job_with_input(store, storage, tmp_path)
-    storage.failing_reads = 1
+    storage.failing_reads = TRIES_PER_ATTEMPT - 1
+
+    run_worker(store, storage, cluster, tmp_path)
+
+    task = the_task(store)
+    assert (task.status, task.exit_code, task.attempt) == (TaskStatus.COMPLETE, 0, 1)
+
+
+def test_a_longer_download_failure_hands_the_task_back(
+    store: SQLiteStore, storage: FlakyStorage, tmp_path: Path
+) -> None:
+    cluster = job_with_input(store, storage, tmp_path)
+    storage.failing_reads = TRIES_PER_ATTEMPT
 
     run_worker(store, storage, cluster, tmp_path)
 
@@ -101,9 +120,9 @@ def test_a_passing_download_failure_is_tried_again(
 def test_a_passing_upload_failure_is_tried_again(
     store: SQLiteStore, storage: FlakyStorage, tmp_path: Path
 ) -> None:
-    spec = TaskSpec(command="echo made > out.txt")
+    spec = TaskSpec(command="echo made >> out.txt")
     cluster = store_job(store, "job", JobSpec(name="job", tasks=[spec])).cluster
-    storage.failing_writes = 1
+    storage.failing_writes = TRIES_PER_ATTEMPT
 
     run_worker(store, storage, cluster, tmp_path)
 
