@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 from snakemake_interface_common.exceptions import WorkflowError
 
+from sparkles_cas.errors import ObjectNotFound
 from sparkles_cas.storage import ObjectStorage
 from sparkles_core import layout
 
@@ -38,15 +39,27 @@ def store_envvars(
     key = layout.job_prefix(job_id) + ENV_OBJECT
     data = json.dumps(dict(env), sort_keys=True).encode()
     # Job ids are new with each submission: an object already there is some
-    # other run's, and neither overwritten nor handed to this job.
-    if not storage.put_bytes(key, data, if_absent=True):
+    # other run's, and neither overwritten nor handed to this job; unless it
+    # holds these very bytes, as when a write whose reply was lost is sent
+    # again and meets itself.
+    if not storage.put_bytes(key, data, if_absent=True) and not _holds(
+        storage, key, data
+    ):
         raise WorkflowError(
             f"Sparkles could not store the environment of job {job_id}: "
-            f"{storage.url_of(key)!r} already exists; delete that job "
-            f"(sparkles delete {job_id}) and run again."
+            f"{storage.url_of(key)!r} already exists with other content; "
+            "delete that object and run again."
         )
     logger.debug("Job %s: %d variables stored in %s", job_id, len(env), key)
     return key
+
+
+def _holds(storage: ObjectStorage, key: str, data: bytes) -> bool:
+    """Return True if the object at ``key`` holds exactly ``data``."""
+    try:
+        return storage.get_bytes(key) == data
+    except ObjectNotFound:
+        return False
 
 
 def discard_envvars(storage: ObjectStorage, key: str | None) -> None:

@@ -101,21 +101,42 @@ class WorkflowRun:
             f"store the environment of job {job_id}",
             lambda: store_envvars(storage, job_id, env),
         )
-        spec = build_job_spec(
-            job, job_id, command, env_key, downloads, files, self.context
-        )
         try:
+            spec = build_job_spec(
+                job, job_id, command, env_key, downloads, files, self.context
+            )
             stored = guarded(
                 f"submit job {job_id}",
                 lambda: self.client.submit(spec, job_id, self._cluster_scope),
             )
         except BaseException:
-            discard_envvars(storage, env_key)  # no job will ever read it
+            self._abandon_submission(job_id, env_key)
             raise
         self._monitor.watch(stored)
         submission = Submission(job_id, f"{job_id}.1", files)
         self._jobs.add(submission)
         return Submitted(submission.task_id, stored.cluster, report)
+
+    def _abandon_submission(self, job_id: str, env_key: str | None) -> None:
+        """Clean up after a submission that failed or was interrupted.
+
+        A store error may come after the job was written (a commit whose
+        reply was lost): then the job is killed, so none of its tasks runs
+        untracked. Either way no job will read its variables any more.
+        """
+        with sigint_ignored():
+            try:
+                if self.client.store.get_job(job_id) is not None:
+                    self._kill(job_id)
+            except (SparklesError, WorkflowError) as exc:
+                logger.warning(
+                    "Job %s: could not make sure it is not left behind (%s); "
+                    "check with: sparkles status %s",
+                    job_id,
+                    exc,
+                    job_id,
+                )
+            discard_envvars(self.client.storage, env_key)
 
     def tasks(self, task_ids: list[str]) -> dict[str, Task]:
         """Return the tasks by id, read in one store query."""

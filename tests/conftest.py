@@ -47,12 +47,15 @@ def start_worker(client: Client, tmp_path: Path) -> Iterator[WorkerFactory]:
     """Yield a function that starts ``sparkles-worker consume`` processes."""
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(cluster: str, node_id: str, *extra: str) -> subprocess.Popen[bytes]:
+    def start(
+        cluster: str, node_id: str, *extra: str, debug: bool = False
+    ) -> subprocess.Popen[bytes]:
         work = tmp_path / "nodes" / node_id
         argv = [
             sys.executable,
             "-m",
             "sparkles_worker",
+            *(["--debug"] if debug else []),
             "consume",
             f"--store={client.config.store_url}",
             f"--storage={client.config.storage_url}",

@@ -50,13 +50,16 @@ def notify(hook: HookCaller, **kwargs: object) -> None:
         try:
             impl.function(*(kwargs[name] for name in impl.argnames))
         # Broad on purpose: plugins are third-party code observing the run.
-        except Exception:
+        except Exception as exc:
+            # One line for the user; the traceback only with --debug.
             logger.warning(
-                "Plugin %s: hook %s failed; carrying on",
+                "Plugin %s: hook %s failed (%s: %s); carrying on",
                 impl.plugin_name,
                 hook.name,
-                exc_info=True,
+                type(exc).__name__,
+                exc,
             )
+            logger.debug("Plugin %s: traceback", impl.plugin_name, exc_info=True)
 
 
 def announce_task_end(store: Store, task: Task) -> None:

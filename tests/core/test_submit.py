@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,9 @@ from sparkles_core.submit import (
     parse_push,
     validate_job_name,
 )
+
+REPO = Path(__file__).resolve().parents[2]
+SPARKLES = str(Path(sys.executable).parent / "sparkles")
 
 
 @pytest.mark.parametrize(
@@ -164,3 +170,28 @@ def test_jobs_of_another_cas_get_a_cluster_of_their_own(
     assert f"--cas={moved['cas_url_prefix']}" in launch.worker_args("n1")
     plain = default.launch_for(first).worker_args("n1")
     assert not any(arg.startswith("--cas") for arg in plain)
+
+
+def test_a_failing_observer_is_one_line_at_the_cli(home: Path) -> None:
+    site = home.parent / "site"
+    info = site / "raising_observer-0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: raising-observer\n")
+    (info / "entry_points.txt").write_text(
+        "[sparkles]\nraising = tests.core.raising_observer\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
+
+    done = subprocess.run(
+        [SPARKLES, "sub", "--no-wait", "-n", "seen", "true"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "hook sparkles_job_submitted failed (RuntimeError: observer bug)" in (
+        done.stderr
+    )
+    assert "Traceback" not in done.stderr

@@ -241,7 +241,9 @@ def test_kept_apart_variables_reach_the_command_and_override_env(
         secret_env_key="jobs/job/env.json",
     )
     job = submit(client, spec)
-    assert start_worker(job.cluster, "w", "--linger=0.5").wait(timeout=60) == 0
+    # At debug level the worker logs the most, and so would most likely leak.
+    worker = start_worker(job.cluster, "w", "--linger=0.5", debug=True)
+    assert worker.wait(timeout=60) == 0
 
     task = client.store.get_task("job.1")
     assert task is not None and task.succeeded
@@ -261,7 +263,8 @@ def test_bad_variables_object_fails_the_task_without_showing_it(
     client.storage.put_bytes("jobs/job/env.json", content)
     spec = TaskSpec(command="true", secret_env_key="jobs/job/env.json")
     job = submit(client, spec)
-    assert start_worker(job.cluster, "w", "--linger=0.5").wait(timeout=60) == 0
+    worker = start_worker(job.cluster, "w", "--linger=0.5", debug=True)
+    assert worker.wait(timeout=60) == 0
 
     task = client.store.get_task("job.1")
     assert task is not None and task.status is TaskStatus.FAILED
