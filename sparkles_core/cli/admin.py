@@ -86,9 +86,10 @@ def validate(state: CliContext, timeout: float) -> None:
     """Check that the configured store, storage and cluster work.
 
     Writes, reads and deletes a probe job in the store and a probe object
-    in storage; then starts one worker node, waits until it has run a
-    probe task, and stops it. Says which part failed, with the error, and
-    exits 0 only if every part works.
+    in storage (and in the CAS, when cas_url_prefix moves it); then starts
+    one worker node, waits until it has run a probe task, and stops it.
+    Says which part failed, with the error, and exits 0 only if every part
+    works.
 
     Example: sparkles validate
     """
@@ -101,6 +102,12 @@ def validate(state: CliContext, timeout: float) -> None:
         "storage", config.storage_url, lambda: _probe_storage(config.storage_url, probe)
     )
     verdicts = [store_verdict, storage_verdict]
+    if config.cas_url_prefix:
+        # A CAS moved elsewhere (another bucket, say) is a part of its own.
+        cas_url = config.cas_url
+        verdicts.append(
+            _attempt("cas", cas_url, lambda: _probe_storage(cas_url, probe))[0]
+        )
     if store is None or storage is None:
         needs = "needs a working store and storage"
         verdicts.append(Verdict("cluster", config.cluster_url, SKIPPED, needs))

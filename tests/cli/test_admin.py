@@ -16,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("plain_output")
 def verdicts(output: str) -> dict[str, str]:
     """Return the result column of ``validate``'s table, by part."""
     rows = [line.split() for line in output.splitlines()]
-    parts = ("store", "storage", "cluster")
+    parts = ("store", "storage", "cas", "cluster")
     return {row[0]: row[2] for row in rows if row and row[0] in parts}
 
 
@@ -93,3 +93,18 @@ def test_validate_names_the_part_that_fails(
     assert verdicts(done.stdout) == expected
     assert done.stderr == line + "\n"
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_validate_probes_a_moved_cas_as_a_part_of_its_own(home: Path) -> None:
+    done = run_sparkles(
+        "-o", "cas_url_prefix=file:///proc/no-such-folder/cas", "validate"
+    )
+
+    assert done.returncode == 1, done.stderr
+    assert verdicts(done.stdout) == {
+        "store": "ok",
+        "storage": "ok",
+        "cas": "FAILED",
+        "cluster": "ok",
+    }
+    assert done.stderr == "Validation failed: cas.\n"
