@@ -13,6 +13,7 @@ anew.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from sparkles_core.models import Task
@@ -40,13 +41,18 @@ class FinishReader:
 
     def read(self) -> list[Task]:
         """Return the finishes since the last read; the first read returns all."""
+        now = time.time()
         new = []
         for task in self._store.finished_since(self._job_ids, self._since):
             key = (task.id, len(task.history))
             if key not in self._seen:
                 self._seen[key] = transitions.ended_at(task) or 0.0
                 new.append(task)
-        latest = max(self._seen.values(), default=0.0)
+        # One writer whose clock runs fast (a laptop a minute ahead running
+        # 'sparkles kill') would carry the window past every finish that the
+        # right clocks stamp later, and those would never be read. So the
+        # window reaches back from this reader's clock at the latest.
+        latest = min(max(self._seen.values(), default=0.0), now)
         self._since = max(self._since, latest - self.OVERLAP_S)
         self._seen = {k: at for k, at in self._seen.items() if at >= self._since}
         return new

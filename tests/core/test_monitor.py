@@ -22,10 +22,11 @@ from sparkles_core.models import (
     TaskStatus,
 )
 from sparkles_core.monitor.checks import JobsProgress, ResetOrphans, ResizeCluster
+from sparkles_core.monitor.finishes import FinishReader
 from sparkles_core.monitor.resize import NODE_REFRESH_S
 from sparkles_core.monitor.runner import STOP, Runner
-from sparkles_core.store.base import Completion
-from tests.core.store_helpers import CountingStore
+from sparkles_core.store.base import Completion, Store
+from tests.core.store_helpers import SUCCESS, CountingStore, must_claim, submit
 
 
 class Recorder:
@@ -325,3 +326,36 @@ def test_runner_tells_every_check_what_stopped_it() -> None:
         Runner([quiet, stopper]).run()
 
     assert quiet.finished == stopper.finished == [caught.value]
+
+
+# -- finishes read since the last look ------------------------------------------
+
+
+def test_finish_reader_returns_each_finish_once_in_order(store: Store) -> None:
+    submit(store, "job", 3, max_attempts=1)
+    first = must_claim(store, "w1").id
+    store.complete(first, "w1", SUCCESS)
+    reader = FinishReader(store, ["job"])
+
+    assert [task.id for task in reader.read()] == [first]
+    second = must_claim(store, "w1").id
+    store.fail(second, "w1", "upload failed")
+    assert [task.id for task in reader.read()] == [second]
+    assert reader.read() == []
+
+
+def test_finishes_after_one_stamped_by_a_fast_clock_are_still_read(
+    store: Store,
+) -> None:
+    submit(store, "job", 2, max_attempts=1)
+    reader = FinishReader(store, ["job"])
+    # A process whose clock runs a minute ahead ends the first task.
+    ahead = must_claim(store, "laptop").id
+    store.release(ahead, "laptop", "stopped", now=time.time() + 60)
+    assert [task.id for task in reader.read()] == [ahead]
+
+    # A worker with the right time ends the second one afterwards.
+    later = must_claim(store, "w1").id
+    store.complete(later, "w1", SUCCESS)
+
+    assert [task.id for task in reader.read()] == [later]
