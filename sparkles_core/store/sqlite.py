@@ -14,7 +14,10 @@ the model on every change, so they never disagree with it (``ended`` is
 when a finished task finished, see
 :func:`~sparkles_core.store.transitions.ended_at`). Every change is
 one ``BEGIN IMMEDIATE`` transaction that re-reads the rows it changes: that is
-what makes a claim exclusive across processes.
+what makes a claim exclusive across processes. A change that the caller
+gives no time for reads the clock once it holds the write lock, not before:
+waiting for the lock can take up to a minute, and a lease or a history time
+taken before the wait would be that much behind.
 """
 
 from __future__ import annotations
@@ -248,16 +251,16 @@ class SQLiteStore(Store):
         self, cluster: str, owner: str, lease_s: float, now: float | None = None
     ) -> Task | None:
         """Claim one task of ``cluster`` for ``owner``, or return None."""
-        now = transitions.resolve_time(now)
         # Look before locking: idle workers poll, and a read takes no write lock.
         with self._file.read(f"look for work in cluster {cluster!r}") as conn:
-            if next_claimable(conn, cluster, now) is None:
+            if next_claimable(conn, cluster, transitions.resolve_time(now)) is None:
                 return None
         with self._file.write(f"claim a task of cluster {cluster!r}") as conn:
-            task = take_claimable(conn, cluster, now)
+            when = transitions.resolve_time(now)
+            task = take_claimable(conn, cluster, when)
             if task is None:
                 return None
-            transitions.start_attempt(task, owner, now + lease_s, now)
+            transitions.start_attempt(task, owner, when + lease_s, when)
             save_task(conn, task)
         logger.debug("Task %s: claimed by %s", task.id, owner)
         return task
@@ -266,10 +269,9 @@ class SQLiteStore(Store):
         self, task_id: str, owner: str, lease_s: float, now: float | None = None
     ) -> bool:
         """Extend the lease; return False if ``owner`` no longer holds it."""
-        expires = transitions.resolve_time(now) + lease_s
 
         def change(task: Task) -> None:
-            task.lease_expires = expires
+            task.lease_expires = transitions.resolve_time(now) + lease_s
 
         return self._change_owned(task_id, owner, "renew the lease of", change)
 
@@ -301,9 +303,9 @@ class SQLiteStore(Store):
         self, task_id: str, owner: str, reason: str, now: float | None = None
     ) -> bool:
         """Hand the task back as pending, or failed once its attempts are spent."""
-        when = transitions.resolve_time(now)
 
         def change(task: Task) -> None:
+            when = transitions.resolve_time(now)
             transitions.give_back(task, when, reason, by=owner)
 
         return self._change_owned(task_id, owner, "release", change)
@@ -316,12 +318,12 @@ class SQLiteStore(Store):
         task_ids: Iterable[str] | None = None,
     ) -> list[str]:
         """Return to pending the claimed tasks whose lease has expired."""
-        when = transitions.resolve_time(now)
         sql = (
             "SELECT record FROM tasks WHERE cluster = ? AND status = 'claimed'"
             " AND lease_expires < ?"
         )
         with self._file.write(f"expire leases in cluster {cluster!r}") as conn:
+            when = transitions.resolve_time(now)
             tasks = select_among(conn, sql, [cluster, when], task_ids)
             for task in tasks:
                 transitions.expire_lease(task, when)
@@ -336,8 +338,9 @@ class SQLiteStore(Store):
         task_ids: Iterable[str] | None = None,
     ) -> list[str]:
         """Return to pending the claimed tasks held by these (gone) nodes."""
-        now, gone = time.time(), list(dict.fromkeys(owners))
+        gone = list(dict.fromkeys(owners))
         with self._file.write("reset the tasks of gone nodes") as conn:
+            now = time.time()
             tasks = claimed_by(conn, gone, task_ids)
             for task in tasks:
                 transitions.reclaim(task, now, reason)
@@ -351,10 +354,11 @@ class SQLiteStore(Store):
         statuses: Iterable[TaskStatus] | None = None,
     ) -> int:
         """Set tasks back to pending with a fresh attempt budget; return count."""
-        now, wanted = time.time(), list(dict.fromkeys(task_ids))
+        wanted = list(dict.fromkeys(task_ids))
         only = None if statuses is None else {TaskStatus(s) for s in statuses}
         count = 0
         with self._file.write("reset tasks") as conn:
+            now = time.time()
             for chunk in chunks(wanted):
                 sql = f"SELECT record FROM tasks WHERE id IN ({marks(chunk)})"
                 tasks = [load_task(r) for r in conn.execute(sql, chunk)]
@@ -368,10 +372,12 @@ class SQLiteStore(Store):
 
     def kill_job(self, job_id: str) -> int:
         """Mark the job killed and its unfinished tasks killed; return count."""
-        entry = HistoryEntry(
-            time=time.time(), status=TaskStatus.KILLED, reason=transitions.KILL_REASON
-        )
         with self._file.write(f"kill job {job_id!r}") as conn:
+            entry = HistoryEntry(
+                time=time.time(),
+                status=TaskStatus.KILLED,
+                reason=transitions.KILL_REASON,
+            )
             job = get_job(conn, job_id)
             if job is None:
                 raise JobNotFound(job_id)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from tests.core.store_helpers import (
     LEASE_S,
     SUCCESS,
     must_claim,
+    must_get,
     submit,
     submit_one,
 )
@@ -107,6 +110,87 @@ def test_task_queries_use_an_index_at_100k_tasks(
             ]
             assert not scans, f"{sql!r} scans the table: {plan}"
     reader.close()
+
+
+def _claimed(store: SQLiteStore, owner: str = "w1") -> None:
+    submit(store, "job", 1)
+    must_claim(store, owner)  # at T0, so its lease ran out long ago
+
+
+def _completed(store: SQLiteStore) -> None:
+    _claimed(store)
+    store.complete("job.1", "w1", SUCCESS)
+
+
+def _last_change(store: SQLiteStore) -> float:
+    return must_get(store, "job.1").history[-1].time
+
+
+# Each change that reads the clock itself: how to prepare for it, the change,
+# and which time it recorded.
+TIMED_CHANGES: dict[str, tuple[Callable[[SQLiteStore], object], ...]] = {
+    "claim": (
+        lambda s: submit(s, "job", 1),
+        lambda s: s.claim(CLUSTER, "w1", LEASE_S),
+        _last_change,
+    ),
+    "renew": (
+        _claimed,
+        lambda s: s.renew("job.1", "w1", LEASE_S),
+        lambda s: (must_get(s, "job.1").lease_expires or 0.0) - LEASE_S,
+    ),
+    "release": (
+        _claimed,
+        lambda s: s.release("job.1", "w1", "preempted"),
+        _last_change,
+    ),
+    "expire_leases": (
+        _claimed,
+        lambda s: s.expire_leases(CLUSTER),
+        _last_change,
+    ),
+    "reset_owned_by": (
+        lambda s: _claimed(s, "gone"),
+        lambda s: s.reset_owned_by(["gone"], "node gone"),
+        _last_change,
+    ),
+    "reset": (
+        _completed,
+        lambda s: s.reset(["job.1"]),
+        _last_change,
+    ),
+    "kill_job": (
+        lambda s: submit(s, "job", 1),
+        lambda s: s.kill_job("job"),
+        _last_change,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("prepare", "change", "recorded"),
+    TIMED_CHANGES.values(),
+    ids=TIMED_CHANGES.keys(),
+)
+def test_a_change_that_waited_for_the_lock_records_when_it_got_it(
+    sqlite_store: SQLiteStore,
+    prepare: Callable[[SQLiteStore], object],
+    change: Callable[[SQLiteStore], object],
+    recorded: Callable[[SQLiteStore], float],
+) -> None:
+    prepare(sqlite_store)
+    holder = sqlite3.connect(sqlite_store.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process is writing
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(change, sqlite_store)
+        time.sleep(0.5)  # long enough for the change to queue for the lock
+        assert not waiting.done()
+        released = time.time()
+        holder.execute("COMMIT")
+        waiting.result()
+    holder.close()
+
+    assert recorded(sqlite_store) >= released
 
 
 def test_store_file_uses_wal_and_records_schema_version(
