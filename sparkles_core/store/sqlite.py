@@ -214,9 +214,12 @@ class SQLiteStore(Store):
         wanted, rows = list(dict.fromkeys(job_ids)), []
         with self._file.read("list newly finished tasks", begin="BEGIN") as conn:
             for chunk in chunks(wanted):
+                # The status too, not the time alone: a task is finished by
+                # its status, whatever an ``ended`` left behind may say.
                 sql = (
                     "SELECT ended, id, record FROM tasks"
                     f" WHERE job_id IN ({marks(chunk)}) AND ended >= ?"
+                    " AND status IN ('complete', 'failed', 'killed')"
                 )
                 rows += conn.execute(sql, [*chunk, since]).fetchall()
         rows.sort()

@@ -17,8 +17,16 @@ from sparkles_core.plugins import open_store
 from sparkles_core.store import datastore_submit, transitions
 from sparkles_core.store.datastore import DatastoreStore
 from sparkles_core.store.datastore_client import Datastore, DatastoreLocation
+from sparkles_core.store.datastore_records import task_entity
 from tests.core.conftest import DATASTORE_PROJECT
-from tests.core.store_helpers import CLUSTER, LEASE_S, T0, must_claim, submit
+from tests.core.store_helpers import (
+    CLUSTER,
+    LEASE_S,
+    SUCCESS,
+    T0,
+    must_claim,
+    submit,
+)
 from tests.emulators.datastore import HOST_VARIABLE
 
 # -- URLs ---------------------------------------------------------------------
@@ -200,6 +208,28 @@ def test_claim_passes_over_tasks_of_killed_jobs(ds_store: DatastoreStore) -> Non
     submit(ds_store, "alive", 1, submit_time=T0 + 1)
 
     assert must_claim(ds_store, "w1").id == "alive.1"
+
+
+@pytest.mark.emulator
+def test_finished_since_goes_by_status_not_a_stale_end_time(
+    ds_store: DatastoreStore,
+) -> None:
+    submit(ds_store, "job", 2)
+    for _ in range(2):
+        ds_store.complete(must_claim(ds_store, "w1").id, "w1", SUCCESS)
+    # Back to pending with its end time left behind, as a writer that knows
+    # nothing of the ``ended`` property (or a hand edit) leaves an entity.
+    task = ds_store.get_task("job.1")
+    assert task is not None
+    stale = transitions.ended_at(task)
+    task.status = TaskStatus.PENDING
+    entity = task_entity(ds_store._db, task)
+    entity["ended"] = stale
+    ds_store._db.put_multi([entity], "write a stale task")
+
+    found = ds_store.finished_since(["job"], 0.0)
+
+    assert [task.id for task in found] == ["job.2"]
 
 
 @pytest.mark.emulator

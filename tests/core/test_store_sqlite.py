@@ -112,6 +112,26 @@ def test_task_queries_use_an_index_at_100k_tasks(
     reader.close()
 
 
+def test_finished_since_goes_by_status_not_a_stale_end_time(
+    sqlite_store: SQLiteStore,
+) -> None:
+    submit(sqlite_store, "job", 2)
+    for _ in range(2):
+        sqlite_store.complete(must_claim(sqlite_store, "w1").id, "w1", SUCCESS)
+    # Back to pending with its end time left behind, as a writer that knows
+    # nothing of the ``ended`` column (or a hand edit) leaves a row.
+    with sqlite3.connect(sqlite_store.path) as writer:
+        writer.execute(
+            "UPDATE tasks SET status = 'pending',"
+            " record = json_set(record, '$.status', 'pending') WHERE id = 'job.1'"
+        )
+    writer.close()
+
+    found = sqlite_store.finished_since(["job"], 0.0)
+
+    assert [task.id for task in found] == ["job.2"]
+
+
 def _claimed(store: SQLiteStore, owner: str = "w1") -> None:
     submit(store, "job", 1)
     must_claim(store, owner)  # at T0, so its lease ran out long ago
