@@ -247,13 +247,31 @@ def _reset_orphans(state: CliContext, job: Job, only: str | None = None) -> None
     if not changed:
         state.say(f"Job {job.id}: nothing to reset.")
         return
-    _reopen(state, job.id)
     tasks = client.store.get_tasks(changed)
     failed = sum(1 for task in tasks if task.status is TaskStatus.FAILED)
-    line = f"Job {job.id}: {plural(len(changed) - failed, 'task')} back to pending"
+    back = len(changed) - failed
+    line = f"Job {job.id}: {plural(back, 'task')} back to pending"
     if failed:
         line += f", {plural(failed, 'task')} out of attempts and now failed"
-    state.say(f"{line}; run 'sparkles watch {job.id}' to run them.")
+    state.say(line + _reopen_after_orphans(state, job.id, back))
+
+
+def _reopen_after_orphans(state: CliContext, job_id: str, back: int) -> str:
+    """Reopen the job if it has pending tasks; return how the report ends.
+
+    A job whose orphans all ran out of attempts has nothing new to run, and
+    reopening it would undo the outcome a watch recorded; a killed job stays
+    killed, as whoever killed it meant.
+    """
+    from sparkles_core.models import JobStatus, TaskStatus
+
+    if state.client.job(job_id).status is JobStatus.KILLED:
+        return "; the job stays killed, so no worker will run them." if back else "."
+    if not state.client.store.count_tasks(job_id)[TaskStatus.PENDING]:
+        return "."
+    _reopen(state, job_id)
+    them = "them" if back else "its pending tasks"
+    return f"; run 'sparkles watch {job_id}' to run {them}."
 
 
 def _reset_tasks(state: CliContext, job_id: str, task_ids: Sequence[str]) -> None:

@@ -516,6 +516,44 @@ def test_reset_orphaned_fails_a_task_out_of_attempts(
     assert statuses(client, "spent") == ["failed:None"]
 
 
+def test_reset_orphaned_leaves_the_outcome_of_a_job_with_nothing_to_run(
+    client: Client, finished: Finished, invoke: Invoke
+) -> None:
+    job = finished("spent", [TaskSpec(command="true")], ran=0)
+    long_ago = time.time() - 3600
+    for _ in range(job.max_attempts):  # each lease runs out before the next
+        assert client.store.claim(job.cluster, "silent-node", 60.0, now=long_ago)
+        long_ago += 120
+    client.store.set_job_status("spent", JobStatus.FAILED)  # a run recorded it
+
+    result = invoke("reset", "spent", "--orphaned")
+
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        "Job spent: 0 tasks back to pending, 1 task out of attempts and now failed.\n"
+    )
+    assert client.job("spent").status is JobStatus.FAILED
+
+
+def test_reset_orphaned_never_reopens_a_killed_job(
+    client: Client, finished: Finished, invoke: Invoke
+) -> None:
+    job = finished("stopped", [TaskSpec(command="true")] * 2, ran=0)
+    long_ago = time.time() - 3600
+    assert client.store.claim(job.cluster, "silent-node", 60.0, now=long_ago)
+    # Killed while a claim was under way: the job, not yet that task.
+    client.store.set_job_status("stopped", JobStatus.KILLED)
+
+    result = invoke("reset", "stopped", "--orphaned")
+
+    assert result.exit_code == 0, result.output
+    assert "Job stopped: 1 task back to pending; the job stays killed" in (
+        result.output
+    )
+    assert client.job("stopped").status is JobStatus.KILLED
+    assert client.store.claim(job.cluster, "new-node", 60.0) is None
+
+
 def test_reset_orphaned_with_all_is_a_usage_error(
     client: Client, invoke: Invoke
 ) -> None:
