@@ -24,9 +24,9 @@ goes on: an observer must not stop the jobs it observes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from pluggy import HookCaller
+from pluggy import HookCaller, HookRelay
 
 from sparkles_core.models import Job, Task, TaskStatus
 from sparkles_core.monitor.finishes import FinishReader
@@ -73,9 +73,16 @@ def announce_task_end(store: Store, task: Task) -> None:
         notify(hook.sparkles_task_finished, task=task)
     if not hook.sparkles_job_finished.get_hookimpls():
         return
-    counts = store.count_tasks(task.job_id)
     job = store.get_job(task.job_id)
-    if job is None or any(counts.get(status, 0) for status in _UNFINISHED):
+    if job is not None:
+        _announce_if_ended(hook, job, store.count_tasks(job.id))
+
+
+def _announce_if_ended(
+    hook: HookRelay, job: Job, counts: Mapping[TaskStatus, int]
+) -> None:
+    """Fire the job hook for ``job`` if none of its tasks is unfinished."""
+    if any(counts.get(status, 0) for status in _UNFINISHED):
         return
     by_name = {str(status): count for status, count in counts.items()}
     notify(hook.sparkles_job_finished, job=job, counts=by_name)
@@ -118,7 +125,4 @@ class LifecycleEvents:
             return
         counts = self._store.count_tasks_by_job(job.id for job in self._jobs)
         for job in self._jobs:
-            if any(counts[job.id].get(status, 0) for status in _UNFINISHED):
-                continue
-            by_name = {str(status): n for status, n in counts[job.id].items()}
-            notify(self._hook.sparkles_job_finished, job=job, counts=by_name)
+            _announce_if_ended(self._hook, job, counts[job.id])
