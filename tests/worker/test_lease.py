@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -48,13 +47,6 @@ class SlowStorage(FileStorage):
         if self.slow_uploads and if_absent:
             time.sleep(TRANSFER_S)
         return super().put_file(key, path, if_absent)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    opened = SQLiteStore(tmp_path / "store.db")
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ times, as a network or a bucket having a bad minute would.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -45,13 +44,6 @@ class FlakyStorage(FileStorage):
             self.failing_writes -= 1
             raise StorageError(f"{key}: service unavailable (injected)")
         return super().put_file(key, path, if_absent)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    opened = SQLiteStore(tmp_path / "store.db")
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
