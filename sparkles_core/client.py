@@ -20,7 +20,15 @@ from sparkles_core.cluster.base import ClusterContext, Provisioner, WorkerLaunch
 from sparkles_core.config import Config, load_config
 from sparkles_core.errors import ConfigError, JobFailed, JobNotFound
 from sparkles_core.fetch import fetch_task, read_result
-from sparkles_core.models import Download, Job, JobSpec, Task, TaskResult, TaskStatus
+from sparkles_core.models import (
+    Download,
+    Job,
+    JobSpec,
+    JobStatus,
+    Task,
+    TaskResult,
+    TaskStatus,
+)
 from sparkles_core.monitor import checks
 from sparkles_core.monitor.jobs import wait_for_jobs
 from sparkles_core.plugins import open_cluster, open_storage, open_store
@@ -133,6 +141,17 @@ class Client:
             self, [job], reporter, _reraise, stream_logs=stream_logs, follow=follow
         )
         return self.store.count_tasks(job.id)
+
+    def record_outcome(self, job_id: str, succeeded: bool) -> Job | None:
+        """Mark a finished job complete or failed, unless it was killed.
+
+        Return the job's record as it was before, or None if it is gone.
+        """
+        current = self.store.get_job(job_id)
+        if current is not None and current.status is JobStatus.SUBMITTED:
+            status = JobStatus.COMPLETE if succeeded else JobStatus.FAILED
+            self.store.set_job_status(job_id, status)
+        return current
 
     def tasks(
         self, job_id: str, statuses: Sequence[TaskStatus] | None = None

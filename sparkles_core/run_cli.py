@@ -96,7 +96,7 @@ class RunSession:
             self._job = job = client.submit(spec, job_id)
         task = self._wait(client, job)
         self._task_done = True
-        _record_outcome(client, task)
+        client.record_outcome(job.id, task.succeeded)
         with self._guard.held("stopping the workers"):
             client.stop_cluster_if_idle(job.cluster)
         fetched = client.fetch(task, request.dest)
@@ -253,14 +253,6 @@ def _input_error(exc: ValidationError) -> InputError:
         f"Invalid {where}: {first['msg']} (got {first.get('input')!r}); "
         "see sparkles-run --help."
     )
-
-
-def _record_outcome(client: Client, task: Task) -> None:
-    """Mark the job complete or failed, unless it was killed or deleted."""
-    job = client.store.get_job(task.job_id)
-    if job is not None and job.status is JobStatus.SUBMITTED:
-        status = JobStatus.COMPLETE if task.succeeded else JobStatus.FAILED
-        client.store.set_job_status(job.id, status)
 
 
 def _attempt(what: str, action: Callable[[], object]) -> bool:

@@ -225,15 +225,7 @@ def _record_outcome(state: CliContext, job: Job, succeeded: bool) -> Job | None:
 
     Return the job's record as it was before, or None if it was deleted.
     """
-    from sparkles_core.models import JobStatus
-
-    store = state.client.store
-    current = store.get_job(job.id)
+    current = state.client.record_outcome(job.id, succeeded)
     if current is None:
         state.warn(f"Job {job.id} was deleted while it was being watched.")
-        return None
-    if current.status is JobStatus.SUBMITTED:
-        store.set_job_status(
-            job.id, JobStatus.COMPLETE if succeeded else JobStatus.FAILED
-        )
     return current
